@@ -1,0 +1,3 @@
+from waybillguard.entrypoints.cli import main
+
+main()

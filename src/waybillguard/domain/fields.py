@@ -1,0 +1,8 @@
+"""Names of the personal fields of a waybill, as used everywhere (policy, vault, store)."""
+
+from __future__ import annotations
+
+ROLES = ("sender", "recipient")
+PII_ATTRIBUTES = ("name", "phone", "address")
+# Every personal field of a waybill, in the order they are sealed and stored.
+PII_FIELDS = tuple(f"{role}.{attr}" for role in ROLES for attr in PII_ATTRIBUTES)

@@ -1,0 +1,367 @@
+"""Command-line entrypoint. Thin: parse options, call a service, format the result.
+
+Exit codes: 0 success; 1 the thing asked about is invalid, missing or rejected
+(e.g. `tracking verify` on a forged number, rows rejected by `import`);
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from waybillguard.config import ConfigError, Settings, load_settings
+from waybillguard.domain.lifecycle import IllegalTransition
+from waybillguard.domain.parcel import CATEGORIES
+from waybillguard.domain.tracking import TrackingSpaceExhausted
+from waybillguard.services import bench as bench_service
+from waybillguard.services import importer, keys, shredding, tracking, waybills
+from waybillguard.services.app import App, NotInitialised, initialise, open_app
+from waybillguard.services.readers import InputFormatError, count_rows_fast
+from waybillguard.services.synth import write_synth
+from waybillguard.vault import KeyringError
+
+app = typer.Typer(
+    help="waybillguard — 快递运单客户数据保险库 / customer-data vault for express waybills.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tracking_app = typer.Typer(help="运单号 / tracking numbers", no_args_is_help=True)
+keys_app = typer.Typer(help="密钥 / keys", no_args_is_help=True)
+bench_app = typer.Typer(help="性能基准 / benchmarks", no_args_is_help=True)
+app.add_typer(tracking_app, name="tracking")
+app.add_typer(keys_app, name="keys")
+app.add_typer(bench_app, name="bench")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Home directory (default $WAYBILLGUARD_HOME or ./.waybillguard)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+_state: dict[str, Path | None] = {"home": None}
+
+
+@app.callback()
+def _main(home: HomeOpt = None) -> None:
+    _state["home"] = home
+
+
+def _settings(home: Path | None) -> Settings:
+    try:
+        return load_settings(home or _state["home"])
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _open(home: Path | None) -> App:
+    try:
+        return open_app(_settings(home))
+    except (NotInitialised, KeyringError) as exc:
+        _fail(str(exc), 2)
+
+
+def _fail(message: str, code: int = 1, *, as_json: bool = False) -> NoReturn:
+    if as_json:
+        sys.stdout.write(orjson.dumps({"error": message}).decode() + "\n")
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+# -- setup -------------------------------------------------------------------------------
+@app.command()
+def init(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """初始化 / Create or complete a home (idempotent; never overwrites keys)."""
+    try:
+        report = initialise(_settings(home))
+    except KeyringError as exc:
+        _fail(str(exc), 2, as_json=json)
+    data = {
+        "home": str(report.home),
+        "created_home": report.created_home,
+        "created_keyring": report.created_keyring,
+        "created_config": report.created_config,
+        "schema_revision": report.schema_revision,
+    }
+    if json:
+        _emit_json(data)
+        return
+    keyring = "created" if report.created_keyring else "kept (existing keys untouched)"
+    out.print(f"home 主目录: {report.home}\nkeyring 密钥环: {keyring}\n"
+              f"schema 数据库版本: {report.schema_revision}")
+
+
+@app.command()
+def synth(
+    count: Annotated[int, typer.Option("--count", min=1, max=50_000_000)],
+    out_path: Annotated[Path, typer.Option("--out", help=".jsonl or .csv")],
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    headers: Annotated[str, typer.Option("--headers", help="CSV headers: en | zh")] = "en",
+    encoding: Annotated[str, typer.Option("--encoding", help="CSV encoding, e.g. utf-8, gbk")] = "utf-8",
+) -> None:
+    """合成数据 / Write deterministic synthetic waybills (JSONL or CSV by extension)."""
+    if headers not in ("en", "zh"):
+        _fail("--headers must be en or zh", 2)
+    written = write_synth(out_path, count, seed, headers=headers, encoding=encoding)  # type: ignore[arg-type]
+    err.print(f"wrote {written} synthetic waybills to {out_path}")
+
+
+# -- import ------------------------------------------------------------------------------
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    strict: Annotated[bool, typer.Option("--strict", help="All rows or nothing.")] = False,
+    errors: Annotated[Path | None, typer.Option("--errors", help="Where rejected rows go.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64)] = None,
+) -> None:
+    """导入 / Import waybills from JSONL or CSV (UTF-8, UTF-8-BOM, GBK/GB18030)."""
+    with _open(home) as application:
+        try:
+            report = _run_import(application, file, strict, errors, workers)
+        except importer.StrictImportFailed as exc:
+            if json:
+                _emit_json(exc.report.as_json())
+            err.print(f"error: {exc}; reasons in {exc.report.errors_file}")
+            raise typer.Exit(1) from None
+        except (InputFormatError, TrackingSpaceExhausted) as exc:
+            _fail(str(exc), 1, as_json=json)
+    if json:
+        _emit_json(report.as_json())
+    else:
+        out.print(
+            f"imported 已导入 {report.imported}, rejected 拒绝 {report.rejected}, "
+            f"duplicates 重复 {report.duplicates} (of {report.rows} rows)"
+        )
+        if report.errors_file:
+            out.print(f"rejected rows and reasons: {report.errors_file}")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _run_import(
+    application: App, file: Path, strict: bool, errors: Path | None, workers: int | None
+) -> importer.ImportReport:
+    if not sys.stderr.isatty():
+        return importer.import_file(
+            application, file, strict=strict, errors_path=errors, workers=workers
+        )
+    columns = (TextColumn("导入 importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("import", total=count_rows_fast(file))
+        return importer.import_file(
+            application,
+            file,
+            strict=strict,
+            errors_path=errors,
+            workers=workers,
+            progress=lambda n: bar.advance(task, n),
+        )
+
+
+# -- masked views ------------------------------------------------------------------------
+_LABELS = {"name": "姓名 name", "phone": "电话 phone", "address": "地址 address"}
+
+
+@app.command()
+def show(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """查看（脱敏）/ Show one waybill, masked."""
+    with _open(home) as application:
+        try:
+            view = waybills.show(application, number)
+        except waybills.WaybillNotFound as exc:
+            _fail(str(exc), 1, as_json=json)
+    if json:
+        _emit_json(view)
+        return
+    table = Table(title=f"运单 Waybill {view['tracking_number']}", show_header=False)
+    table.add_row("状态 status", view["status"])
+    for role, label in (("sender", "寄件人 sender"), ("recipient", "收件人 recipient")):
+        for attr, attr_label in _LABELS.items():
+            table.add_row(f"{label} · {attr_label}", view[role][attr])
+    table.add_row("始发 origin", f"{view['origin_adcode']} {view['origin_station'] or '-'}")
+    table.add_row("目的 destination", f"{view['destination_adcode']} {view['destination_station'] or '-'}")
+    table.add_row("商家 merchant / 订单 order", f"{view['merchant']} / {view['order_ref']}")
+    table.add_row("包裹 parcel", f"{view['parcel']['weight_g']} g, {view['parcel']['category']}")
+    for event in view["events"]:
+        table.add_row("轨迹 event", f"{event['at']}  {event['status']}  ({event['actor']})")
+    out.print(table)
+
+
+@app.command("list")
+def list_(
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=waybills.MAX_LIST)] = 20,
+    after: Annotated[int, typer.Option("--after", min=0, help="Page after this row id.")] = 0,
+) -> None:
+    """列表（脱敏）/ List waybills, masked."""
+    with _open(home) as application:
+        rows = waybills.list_waybills(application, limit, after)
+    if json:
+        _emit_json(rows)
+        return
+    table = Table("运单号 tracking", "状态 status", "收件人 recipient", "电话 phone", "地址 address")
+    for r in rows:
+        rec = r["recipient"]
+        table.add_row(r["tracking_number"], r["status"], rec["name"], rec["phone"], rec["address"])
+    out.print(table)
+
+
+@app.command()
+def event(
+    number: str,
+    status: str,
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    note: Annotated[str | None, typer.Option("--note", max=200)] = None,
+) -> None:
+    """记录轨迹 / Record a lifecycle event (refuses illegal transitions)."""
+    with _open(home) as application:
+        try:
+            result = waybills.record_event(application, number, status, note=note)
+        except (waybills.WaybillNotFound, IllegalTransition, waybills.ConcurrentUpdate) as exc:
+            _fail(str(exc), 1, as_json=json)
+        except ValueError as exc:
+            _fail(str(exc), 2, as_json=json)
+    if json:
+        _emit_json(result)
+    else:
+        out.print(f"{result['tracking_number']}: {result['from']} → {result['status']}")
+
+
+@app.command()
+def categories() -> None:
+    """物品类型 / Accepted item categories."""
+    for name in sorted(set(CATEGORIES.values())):
+        aliases = sorted(k for k, v in CATEGORIES.items() if v == name and k != name)
+        out.print(f"{name}\t{', '.join(aliases)}")
+
+
+# -- tracking numbers --------------------------------------------------------------------
+@tracking_app.command("verify")
+def tracking_verify(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """Exit 0 when the number was issued by this network's key, 1 when not."""
+    with _open(home) as application:
+        result = tracking.verify(application, number)
+    if json:
+        _emit_json(result)
+    else:
+        out.print("valid 有效" if result["valid"] else f"INVALID 无效: {result['reason']}")
+    raise typer.Exit(0 if result["valid"] else 1)
+
+
+@tracking_app.command("status")
+def tracking_status(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """How many numbers the configured prefix has issued and has left."""
+    with _open(home) as application:
+        result = tracking.capacity(application)
+    if json:
+        _emit_json(result)
+    else:
+        out.print(
+            f"prefix {result['prefix']}: issued {result['issued']:,} of {result['capacity']:,} "
+            f"({result['used_fraction']:.2%})"
+        )
+
+
+# -- keys and shredding ------------------------------------------------------------------
+@keys_app.command("rotate")
+def keys_rotate(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """Re-wrap every data key under a new key-encryption key; retire the old one."""
+    with _open(home) as application:
+        report = keys.rotate(application)
+    data = {"new_kek": report.new_kek, "retired": report.retired, "rewrapped": report.rewrapped}
+    if json:
+        _emit_json(data)
+    else:
+        out.print(
+            f"active key 当前密钥: {report.new_kek}; re-wrapped {report.rewrapped}; "
+            f"retired {', '.join(report.retired) or '-'}"
+        )
+
+
+@keys_app.command("status")
+def keys_status(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """Key-encryption keys and their state."""
+    with _open(home) as application:
+        data = {"active": application.vault.active_kek_id, "keks": application.store.kek_states()}
+    if json:
+        _emit_json(data)
+    else:
+        for kek, state in sorted(data["keks"].items()):
+            out.print(f"{kek}\t{state}")
+
+
+@app.command()
+def shred(
+    numbers: Annotated[list[str], typer.Argument(help="Tracking numbers")],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """销毁 / Destroy waybills' data keys: their personal data becomes unrecoverable."""
+    with _open(home) as application:
+        report = shredding.shred(application, numbers)
+    data = {
+        "shredded": report.shredded,
+        "already_shredded": report.already_shredded,
+        "not_found": report.not_found,
+    }
+    if json:
+        _emit_json(data)
+    else:
+        out.print(
+            f"shredded 已销毁 {len(report.shredded)}, already {len(report.already_shredded)}, "
+            f"not found {len(report.not_found)}"
+        )
+    if report.not_found:
+        raise typer.Exit(1)
+
+
+# -- benchmarks --------------------------------------------------------------------------
+@bench_app.command("ingest")
+def bench_ingest(
+    count: Annotated[int, typer.Option("--count", min=100)] = 200_000,
+    json: JsonOpt = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64)] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """End-to-end ingest vs the raw limit (one AES-GCM + executemany) on the same rows."""
+    result = bench_service.ingest(count, seed=seed, workers=workers, log=err.print)
+    if json:
+        _emit_json(result)
+    else:
+        for key, value in result.items():
+            out.print(f"{key}: {value}")
+
+
+@app.command()
+def demo(home: HomeOpt = None, bench_count: Annotated[int, typer.Option("--bench-count")] = 50_000) -> None:
+    """演示 / Set up the home, import synthetic data and print a short tour."""
+    from waybillguard.services import demo as demo_service
+
+    demo_service.run(_settings(home), out, bench_count=bench_count)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Masked views and lifecycle events. Nothing here decrypts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waybillguard.adapters.db.waybill_store import StoredEvent, StoredWaybill
+from waybillguard.domain.fields import PII_ATTRIBUTES, ROLES
+from waybillguard.domain.lifecycle import Status, check_transition, parse_status
+from waybillguard.domain.tracking import parse_tracking_number
+from waybillguard.services.app import App
+
+MAX_LIST = 10_000
+
+
+class WaybillNotFound(LookupError):
+    def __init__(self) -> None:
+        super().__init__("no waybill with that tracking number")
+
+
+class ConcurrentUpdate(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__("the waybill changed while the event was recorded; retry")
+
+
+def masked_view(w: StoredWaybill, events: list[StoredEvent] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "tracking_number": w.tracking_number,
+        "status": w.status,
+        **{role: {a: w.masks[f"{role}.{a}"] for a in PII_ATTRIBUTES} for role in ROLES},
+        "origin_adcode": w.origin_adcode,
+        "destination_adcode": w.destination_adcode,
+        "origin_station": w.origin_station,
+        "destination_station": w.destination_station,
+        "merchant": w.merchant,
+        "order_ref": w.order_ref,
+        "parcel": {"weight_g": w.weight_g, "category": w.category},
+        "created_at": w.created_at.isoformat(),
+        "updated_at": w.updated_at.isoformat(),
+        "shredded": w.shredded_at is not None,
+    }
+    if events is not None:
+        history = [{"status": Status.CREATED.value, "at": w.created_at.isoformat(), "actor": "import"}]
+        history += [
+            {"status": e.status, "at": e.at.isoformat(), "actor": e.actor, "note": e.note}
+            for e in events
+        ]
+        view["events"] = history
+    return view
+
+
+def _normalise_number(number: str) -> str:
+    parsed = parse_tracking_number(number)
+    if parsed is None:
+        raise WaybillNotFound()
+    return str(parsed)
+
+
+def show(app: App, number: str) -> dict[str, Any]:
+    stored = app.store.get(_normalise_number(number))
+    if stored is None:
+        raise WaybillNotFound()
+    return masked_view(stored, app.store.events(stored.id))
+
+
+def list_waybills(app: App, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+    limit = max(1, min(limit, MAX_LIST))
+    return [masked_view(w) for w in app.store.list(limit, after_id)]
+
+
+def record_event(
+    app: App, number: str, status: str, actor: str = "cli", note: str | None = None
+) -> dict[str, Any]:
+    wanted = parse_status(status)
+    tracking = _normalise_number(number)
+    with app.store.write() as conn:
+        current = app.store.current_status(conn, tracking)
+        if current is None:
+            raise WaybillNotFound()
+        waybill_id, old = current
+        check_transition(Status(old), wanted)
+        if not app.store.record_event(conn, waybill_id, old, wanted.value, actor, note):
+            raise ConcurrentUpdate()
+    return {"tracking_number": tracking, "from": old, "status": wanted.value}

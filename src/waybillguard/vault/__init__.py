@@ -1,0 +1,147 @@
+"""The vault: the only code that holds keys and the only code that decrypts.
+
+Its public face is small, in the spirit of `cryptography`'s recipes:
+
+* `Vault.seal(fields)`                        -> SealedFields (uid, ciphertexts, wrapped key)
+* `Vault.open_fields(record, grant)`          -> plaintext of the granted fields only
+* `Vault.index_phone / index_name_phone`      -> keyed blind indexes for exact lookup
+* `Vault.issue_tracking_numbers / verify_tracking_number`
+* `Vault.rewrap(...)`                         -> key rotation without touching ciphertexts
+
+Shredding is the destruction of a wrapped data key by the store; see
+`waybillguard.services.shredding`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from waybillguard.vault.blind_index import BlindIndexer
+from waybillguard.vault.envelope import (
+    DecryptionError,
+    SealedFields,
+    new_uid,
+    open_fields,
+    rewrap_dek,
+    seal_fields,
+)
+from waybillguard.vault.keyring import FileKeyProvider, KeyProvider, KeyringError
+from waybillguard.vault.raw_cipher import throwaway_sealer
+from waybillguard.vault.tracking import TrackingAuthority
+
+__all__ = [
+    "DecryptionError",
+    "KeyProvider",
+    "KeyringError",
+    "RevealGrant",
+    "SealedFields",
+    "SealedRecord",
+    "Vault",
+    "initialise_keyring",
+    "throwaway_sealer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """What the store hands back for decryption: no plaintext, no keys."""
+
+    tracking_number: str
+    uid: bytes
+    kek_id: str | None
+    wrapped_dek: bytes | None
+    ciphertexts: Mapping[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RevealGrant:
+    """Permission to decrypt named fields of one waybill.
+
+    Issued only after the decision was made, the quota charged and the audit
+    event made durable (`audit_ref` names that event); the vault refuses to
+    decrypt anything the grant does not name.
+    """
+
+    tracking_number: str
+    fields: frozenset[str]
+    audit_ref: str
+
+
+class ShreddedError(DecryptionError):
+    """The waybill's data key was destroyed: its personal data is gone for good."""
+
+
+def initialise_keyring(path: Path) -> bool:
+    """Create a keyring at `path` unless one exists. Returns True when created."""
+    if path.exists():
+        FileKeyProvider(path)  # validates permissions and format
+        return False
+    FileKeyProvider.create(path)
+    return True
+
+
+class Vault:
+    def __init__(self, provider: KeyProvider) -> None:
+        self._provider = provider
+        self._indexer = BlindIndexer(provider.secret("blind_index"))
+        self._tracking = TrackingAuthority(provider.secret("tracking"))
+
+    @classmethod
+    def from_keyring_file(cls, path: Path) -> Vault:
+        return cls(FileKeyProvider(path))
+
+    # -- sealing -------------------------------------------------------------
+    def seal(self, fields: Mapping[str, str]) -> SealedFields:
+        """Encrypt one waybill's personal fields under a fresh data key."""
+        return seal_fields(self._provider, new_uid(), fields)
+
+    def open_fields(self, record: SealedRecord, grant: RevealGrant) -> dict[str, str]:
+        if grant.tracking_number != record.tracking_number or not grant.audit_ref:
+            raise PermissionError("reveal grant does not cover this waybill")
+        if record.kek_id is None or record.wrapped_dek is None:
+            raise ShreddedError("waybill was shredded")
+        wanted = sorted(grant.fields)
+        missing = [f for f in wanted if f not in record.ciphertexts]
+        if missing:
+            raise KeyError(f"no sealed field named {missing[0]}")
+        return open_fields(
+            self._provider,
+            record.uid,
+            record.kek_id,
+            record.wrapped_dek,
+            record.ciphertexts,
+            wanted,
+        )
+
+    # -- blind indexes -----------------------------------------------------------
+    def index_phone(self, e164: str) -> bytes:
+        return self._indexer.phone(e164)
+
+    def index_name_phone(self, name: str, e164: str) -> bytes:
+        return self._indexer.name_phone(name, e164)
+
+    # -- tracking numbers ----------------------------------------------------------
+    def issue_tracking_numbers(self, prefix: str, counters: Sequence[int]) -> list[str]:
+        return self._tracking.issue(prefix, counters)
+
+    def verify_tracking_number(self, number: str) -> bool:
+        return self._tracking.verify(number)
+
+    # -- key rotation --------------------------------------------------------------
+    @property
+    def active_kek_id(self) -> str:
+        return self._provider.active_kek_id()
+
+    def kek_ids(self) -> list[str]:
+        return self._provider.kek_ids()
+
+    def create_kek(self) -> str:
+        return self._provider.create_kek()
+
+    def retire_kek(self, kek_id: str) -> None:
+        self._provider.retire_kek(kek_id)
+
+    def rewrap(self, uid: bytes, kek_id: str, wrapped: bytes, new_kek_id: str) -> bytes:
+        return rewrap_dek(self._provider, uid, kek_id, wrapped, new_kek_id)

@@ -1,0 +1,206 @@
+"""Import end to end on the embedded store: encryption at rest, idempotency, rotation, shred."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import address_details, database_files, scan_bytes, seeded_pii
+from waybillguard.config import DATABASE_FILE
+from waybillguard.services import keys, shredding, waybills
+from waybillguard.services.app import App
+from waybillguard.services.importer import StrictImportFailed, import_file
+from waybillguard.services.synth import write_synth
+from waybillguard.vault import DecryptionError, RevealGrant, SealedRecord
+
+ALL_FIELDS = frozenset(
+    f"{r}.{a}" for r in ("sender", "recipient") for a in ("name", "phone", "address")
+)
+
+
+def reveal_all(app: App, number: str) -> dict[str, str]:
+    row = app.store.sealed(number)
+    assert row is not None
+    record = SealedRecord(number, row.uid, row.kek_id, row.wrapped_dek, row.ciphertexts)
+    return app.vault.open_fields(record, RevealGrant(number, ALL_FIELDS, audit_ref="test"))
+
+
+def all_numbers(app: App) -> list[str]:
+    return [w["tracking_number"] for w in waybills.list_waybills(app, 10_000)]
+
+
+@pytest.fixture
+def synth_file(tmp_path: Path) -> Path:
+    path = tmp_path / "orders.jsonl"
+    write_synth(path, 600, seed=3)
+    return path
+
+
+def test_import_stores_only_ciphertext(app: App, synth_file: Path) -> None:
+    report = import_file(app, synth_file, workers=2, chunk_rows=100)
+    assert (report.imported, report.rejected, report.errors_file) == (600, 0, None)
+    app.store.flush_to_main_file()
+    blob = b"".join(p.read_bytes() for p in database_files(app.settings.home))
+    needles = seeded_pii(synth_file) | address_details(synth_file)
+    assert scan_bytes(blob, needles) == []
+
+
+def test_decrypted_fields_match_the_source(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    source = [json.loads(line) for line in synth_file.read_text(encoding="utf-8").splitlines()]
+    by_order = {(r["merchant"], r["order_ref"]): r for r in source}
+    for view in waybills.list_waybills(app, 50):
+        row = by_order[(view["merchant"], view["order_ref"])]
+        opened = reveal_all(app, view["tracking_number"])
+        assert opened["recipient.name"] == row["recipient"]["name"]
+        assert row["recipient"]["address"].endswith(opened["recipient.address"])
+        digits = "".join(c for c in row["recipient"]["phone"] if c.isdigit())
+        assert digits.endswith(opened["recipient.phone"].lstrip("0"))
+
+
+def test_masked_view_never_contains_plaintext(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    text = json.dumps(waybills.list_waybills(app, 10_000), ensure_ascii=False)
+    needles = seeded_pii(synth_file) | address_details(synth_file)
+    assert [n for n in needles if n in text] == []
+    view = waybills.list_waybills(app, 1)[0]
+    assert set(view) >= {"tracking_number", "status", "sender", "recipient", "origin_adcode",
+                         "destination_adcode", "origin_station", "destination_station"}
+    assert set(view["recipient"]) == {"name", "phone", "address"}
+
+
+def test_import_is_idempotent(app: App, synth_file: Path) -> None:
+    first = import_file(app, synth_file, workers=1)
+    second = import_file(app, synth_file, workers=1)
+    assert first.imported == 600
+    assert (second.imported, second.duplicates) == (0, 600)
+    assert app.store.count() == 600
+    assert app.store.counters_used("WG") == 600  # no tracking numbers burnt on duplicates
+
+
+def test_bad_rows_are_reported_and_good_rows_stored(app: App, tmp_path: Path) -> None:
+    good = json.loads(_one_row(tmp_path))
+    bad_phone = dict(good, order_ref="BAD-1", recipient=dict(good["recipient"], phone="12345"))
+    bad_weight = dict(good, order_ref="BAD-2", parcel={"weight_g": -5, "category": "食品"})
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in
+                              [good, bad_phone, bad_weight]) + "\n{not json\n", encoding="utf-8")
+    report = import_file(app, path, workers=1)
+    assert (report.imported, report.rejected) == (1, 3)
+    assert report.errors_file is not None
+    lines = report.errors_file.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "row,field,reason"
+    assert lines[1].startswith("2,recipient.phone,")
+    assert lines[2].startswith("3,parcel.weight_g,")
+    assert lines[3].startswith("4,")
+    assert "12345" not in report.errors_file.read_text(encoding="utf-8")
+
+
+def test_strict_import_is_all_or_nothing(app: App, tmp_path: Path) -> None:
+    good = json.loads(_one_row(tmp_path))
+    bad = dict(good, order_ref="BAD-1", sender=dict(good["sender"], name="X1"))
+    path = tmp_path / "strict.jsonl"
+    path.write_text(json.dumps(good, ensure_ascii=False) + "\n" + json.dumps(bad) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(StrictImportFailed) as info:
+        import_file(app, path, strict=True, workers=1)
+    assert info.value.report.rejected == 1
+    assert app.store.count() == 0
+    assert app.store.counters_used("WG") == 0
+
+
+def test_rotate_then_decrypt_all(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    before = {n: reveal_all(app, n) for n in all_numbers(app)}
+    report = keys.rotate(app, batch=128)
+    assert report.rewrapped == 600 and report.retired == ["kek-1"]
+    assert app.vault.kek_ids() == [report.new_kek]
+    assert app.store.kek_states() == {"kek-1": "retired", report.new_kek: "active"}
+    after = {n: reveal_all(app, n) for n in all_numbers(app)}
+    assert after == before
+    keyring = json.loads(app.settings.keyring_path.read_text())
+    assert list(keyring["keks"]) == [report.new_kek]
+
+
+def test_import_after_rotation_uses_new_key(app: App, synth_file: Path, tmp_path: Path) -> None:
+    keys.rotate(app)
+    import_file(app, synth_file, workers=1)
+    assert set(app.store.kek_states().values()) == {"active", "retired"}
+    number = all_numbers(app)[0]
+    assert reveal_all(app, number)
+
+
+def test_swapped_ciphertexts_in_the_database_fail(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    a, b = all_numbers(app)[:2]
+    db = sqlite3.connect(app.settings.home / DATABASE_FILE)
+    ct_a = db.execute("SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (a,)).fetchone()[0]
+    ct_b = db.execute("SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (b,)).fetchone()[0]
+    db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_b, a))
+    db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_a, b))
+    db.commit()
+    db.close()
+    for number in (a, b):
+        with pytest.raises(DecryptionError):
+            reveal_all(app, number)
+
+
+def test_shred_destroys_key_and_leaves_no_trace(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    target, other = all_numbers(app)[:2]
+    sealed = app.store.sealed(target)
+    assert sealed is not None and sealed.wrapped_dek is not None
+    secrets_of_target = [sealed.wrapped_dek, *sealed.ciphertexts.values()]
+    plain = reveal_all(app, target)
+    report = shredding.shred(app, [target, "WG0000000000000"])
+    assert report.shredded == [target] and report.not_found == ["WG0000000000000"]
+    blob = b"".join(p.read_bytes() for p in database_files(app.settings.home))
+    for secret in secrets_of_target:
+        assert secret not in blob
+    for value in plain.values():
+        assert value.encode("utf-8") not in blob
+    view = waybills.show(app, target)
+    assert view["shredded"] is True and view["status"] == "created"
+    assert view["destination_adcode"]  # routing data stays
+    with pytest.raises(DecryptionError):
+        reveal_all(app, target)
+    assert reveal_all(app, other)  # neighbours unharmed
+    assert shredding.shred(app, [target]).already_shredded == [target]
+
+
+def test_lifecycle_events(app: App, synth_file: Path) -> None:
+    from waybillguard.domain.lifecycle import IllegalTransition
+
+    import_file(app, synth_file, workers=1)
+    a, b = all_numbers(app)[:2]
+    for status in ("picked_up", "in_transit", "in_transit", "out_for_delivery", "delivered"):
+        waybills.record_event(app, a, status)
+    view = waybills.show(app, a)
+    assert view["status"] == "delivered"
+    assert [e["status"] for e in view["events"]] == [
+        "created", "picked_up", "in_transit", "in_transit", "out_for_delivery", "delivered"]
+    waybills.record_event(app, b, "cancelled")
+    with pytest.raises(IllegalTransition):
+        waybills.record_event(app, b, "delivered")
+    with pytest.raises(IllegalTransition):
+        waybills.record_event(app, a, "returned")
+    with pytest.raises(waybills.WaybillNotFound):
+        waybills.record_event(app, "WG0000000000000", "picked_up")
+
+
+def test_destination_station_follows_coverage(app: App, synth_file: Path) -> None:
+    import_file(app, synth_file, workers=1)
+    view = waybills.list_waybills(app, 1)[0]
+    assert view["destination_station"] is None
+    with app.store.write() as conn:  # a station created after the import
+        app.store.set_coverage(conn, "ST-001", [view["destination_adcode"]])
+    assert waybills.show(app, view["tracking_number"])["destination_station"] == "ST-001"
+
+
+def _one_row(tmp_path: Path) -> str:
+    path = tmp_path / "one.jsonl"
+    write_synth(path, 1, seed=11)
+    return path.read_text(encoding="utf-8").splitlines()[0]
