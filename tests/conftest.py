@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,62 +41,104 @@ def app(settings: Settings) -> Iterator[App]:
         yield application
 
 
-def run_cli(*args: str, home: Path | None = None, input_text: str | None = None,
-            env_extra: dict[str, str] | None = None, check: bool = False,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    home: Path | None = None,
+    input_text: str | None = None,
+    env_extra: dict[str, str] | None = None,
+    check: bool = False,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAYBILLGUARD_")}
     if home is not None:
         env["WAYBILLGUARD_HOME"] = str(home)
     env.update(env_extra or {})
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env,
-                            input=input_text, timeout=timeout, check=False)
+    result = subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input_text,
+        timeout=timeout,
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
     return result
 
 
-def seeded_pii(jsonl: Path) -> set[str]:
-    """Every personal value in a synthetic JSONL file, as people would search for it."""
-    values: set[str] = set()
+def seeded_rows(jsonl: Path) -> list[dict[str, Any]]:
     with jsonl.open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            for role in ("sender", "recipient"):
-                party = row[role]
-                values.add(party["name"])
-                digits = "".join(ch for ch in party["phone"] if ch.isdigit())
-                values.add(digits[-11:] if len(digits) >= 11 else digits)
-                values.add(party["address"])
+        return [json.loads(line) for line in handle]
+
+
+def row_pii(row: dict[str, Any]) -> set[str]:
+    """A row's personal values as someone would search for them: full names, the 11
+    (or area+subscriber) digits of phones, full addresses and their house-number part."""
+    values: set[str] = set()
+    for role in ("sender", "recipient"):
+        party = row[role]
+        values.add(party["name"])
+        digits = "".join(ch for ch in party["phone"] if ch.isdigit())
+        values.add(digits[-11:] if len(digits) >= 11 else digits)
+        values.add(party["address"])
+        house = re.search(r"\d+号.*$", party["address"])
+        if house:
+            values.add(house.group(0))
     return {v for v in values if len(v) >= 2}
 
 
-def address_details(jsonl: Path) -> set[str]:
-    """House-number parts of seeded addresses (e.g. '12号3栋502室')."""
-    import re
+def seeded_pii(jsonl: Path) -> set[str]:
+    values: set[str] = set()
+    for row in seeded_rows(jsonl):
+        values |= row_pii(row)
+    return values
 
-    out: set[str] = set()
-    with jsonl.open(encoding="utf-8") as handle:
-        for line in handle:
-            row = json.loads(line)
-            for role in ("sender", "recipient"):
-                m = re.search(r"\d+号.*$", row[role]["address"])
-                if m:
-                    out.add(m.group(0))
-    return out
+
+def scan_text(text: str, needles: set[str]) -> list[str]:
+    """Which needles occur in text (indexed by their first two characters: one pass)."""
+    by_prefix: dict[str, list[str]] = defaultdict(list)
+    for needle in needles:
+        by_prefix[needle[:2]].append(needle)
+    found: set[str] = set()
+    get = by_prefix.get
+    for i in range(len(text) - 1):
+        candidates = get(text[i : i + 2])
+        if candidates:
+            found.update(n for n in candidates if text.startswith(n, i))
+    return sorted(found)
 
 
 def scan_bytes(blob: bytes, needles: set[str]) -> list[str]:
-    found = []
-    for needle in needles:
-        for encoding in ("utf-8", "gb18030", "utf-16-le"):
-            try:
-                pattern = needle.encode(encoding)
-            except UnicodeEncodeError:
-                continue
-            if pattern in blob:
-                found.append(needle)
-                break
-    return found
+    """Needles in raw bytes stored as UTF-8 (how SQLite and PostgreSQL store text)."""
+    return scan_text(blob.decode("utf-8", errors="replace"), needles)
+
+
+def clear_corpus(db_path: Path) -> str:
+    """Everything the store keeps in clear on purpose (masks, routing, business fields),
+    plus the public division names. A 2-character name such as 林小 or 黄平 can occur
+    inside a street or county name (林小路, 黄平县): such coincidences are not leaks."""
+    import sqlite3
+
+    from waybillguard.adapters.divisions import load_divisions
+
+    parts = [d.name for d in load_divisions().districts()]
+    table = load_divisions()
+    parts += [d.name for d in table.provinces()]
+    with sqlite3.connect(db_path) as db:
+        for row in db.execute(
+            "SELECT merchant, order_ref, category, mask_sender_name, mask_sender_phone, "
+            "mask_sender_address, mask_recipient_name, mask_recipient_phone, "
+            "mask_recipient_address FROM waybills"
+        ):
+            parts.extend(str(v) for v in row if v is not None)
+    return "|".join(parts)
+
+
+def leaked(blob: bytes, needles: set[str], corpus: str) -> list[str]:
+    """Needles in the raw bytes that the intended clear data does not explain."""
+    hits = scan_bytes(blob, needles)
+    return [h for h in hits if h not in corpus]
 
 
 def database_files(home: Path) -> list[Path]:

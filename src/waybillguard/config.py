@@ -67,9 +67,11 @@ def load_settings(home: Path | str | None = None) -> Settings:
     home_path = Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().absolute()
     file_cfg = _file_config(home_path)
     tracking = file_cfg.get("tracking", {})
-    prefix = os.environ.get(PREFIX_ENV) or (
-        tracking.get("prefix") if isinstance(tracking, dict) else None
-    ) or DEFAULT_PREFIX
+    prefix = (
+        os.environ.get(PREFIX_ENV)
+        or (tracking.get("prefix") if isinstance(tracking, dict) else None)
+        or DEFAULT_PREFIX
+    )
     try:
         validate_prefix(str(prefix))
     except ValueError as exc:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import address_details, database_files, scan_bytes, seeded_pii
+from tests.conftest import (
+    clear_corpus,
+    database_files,
+    leaked,
+    row_pii,
+    scan_text,
+    seeded_pii,
+    seeded_rows,
+)
 from waybillguard.config import DATABASE_FILE
 from waybillguard.services import keys, shredding, waybills
 from waybillguard.services.app import App
@@ -44,8 +52,8 @@ def test_import_stores_only_ciphertext(app: App, synth_file: Path) -> None:
     assert (report.imported, report.rejected, report.errors_file) == (600, 0, None)
     app.store.flush_to_main_file()
     blob = b"".join(p.read_bytes() for p in database_files(app.settings.home))
-    needles = seeded_pii(synth_file) | address_details(synth_file)
-    assert scan_bytes(blob, needles) == []
+    corpus = clear_corpus(app.settings.home / DATABASE_FILE)
+    assert leaked(blob, seeded_pii(synth_file), corpus) == []
 
 
 def test_decrypted_fields_match_the_source(app: App, synth_file: Path) -> None:
@@ -63,12 +71,23 @@ def test_decrypted_fields_match_the_source(app: App, synth_file: Path) -> None:
 
 def test_masked_view_never_contains_plaintext(app: App, synth_file: Path) -> None:
     import_file(app, synth_file, workers=1)
-    text = json.dumps(waybills.list_waybills(app, 10_000), ensure_ascii=False)
-    needles = seeded_pii(synth_file) | address_details(synth_file)
-    assert [n for n in needles if n in text] == []
+    views = {(v["merchant"], v["order_ref"]): v for v in waybills.list_waybills(app, 10_000)}
+    for row in seeded_rows(synth_file):
+        text = json.dumps(views[(row["merchant"], row["order_ref"])], ensure_ascii=False)
+        assert scan_text(text, row_pii(row)) == []
+    phones = {n for n in seeded_pii(synth_file) if n.isdigit()}
+    assert scan_text(json.dumps(list(views.values())), phones) == []
     view = waybills.list_waybills(app, 1)[0]
-    assert set(view) >= {"tracking_number", "status", "sender", "recipient", "origin_adcode",
-                         "destination_adcode", "origin_station", "destination_station"}
+    assert set(view) >= {
+        "tracking_number",
+        "status",
+        "sender",
+        "recipient",
+        "origin_adcode",
+        "destination_adcode",
+        "origin_station",
+        "destination_station",
+    }
     assert set(view["recipient"]) == {"name", "phone", "address"}
 
 
@@ -86,8 +105,11 @@ def test_bad_rows_are_reported_and_good_rows_stored(app: App, tmp_path: Path) ->
     bad_phone = dict(good, order_ref="BAD-1", recipient=dict(good["recipient"], phone="12345"))
     bad_weight = dict(good, order_ref="BAD-2", parcel={"weight_g": -5, "category": "食品"})
     path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in
-                              [good, bad_phone, bad_weight]) + "\n{not json\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in [good, bad_phone, bad_weight])
+        + "\n{not json\n",
+        encoding="utf-8",
+    )
     report = import_file(app, path, workers=1)
     assert (report.imported, report.rejected) == (1, 3)
     assert report.errors_file is not None
@@ -103,8 +125,9 @@ def test_strict_import_is_all_or_nothing(app: App, tmp_path: Path) -> None:
     good = json.loads(_one_row(tmp_path))
     bad = dict(good, order_ref="BAD-1", sender=dict(good["sender"], name="X1"))
     path = tmp_path / "strict.jsonl"
-    path.write_text(json.dumps(good, ensure_ascii=False) + "\n" + json.dumps(bad) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(good, ensure_ascii=False) + "\n" + json.dumps(bad) + "\n", encoding="utf-8"
+    )
     with pytest.raises(StrictImportFailed) as info:
         import_file(app, path, strict=True, workers=1)
     assert info.value.report.rejected == 1
@@ -137,8 +160,12 @@ def test_swapped_ciphertexts_in_the_database_fail(app: App, synth_file: Path) ->
     import_file(app, synth_file, workers=1)
     a, b = all_numbers(app)[:2]
     db = sqlite3.connect(app.settings.home / DATABASE_FILE)
-    ct_a = db.execute("SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (a,)).fetchone()[0]
-    ct_b = db.execute("SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (b,)).fetchone()[0]
+    ct_a = db.execute(
+        "SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (a,)
+    ).fetchone()[0]
+    ct_b = db.execute(
+        "SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (b,)
+    ).fetchone()[0]
     db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_b, a))
     db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_a, b))
     db.commit()
@@ -181,7 +208,13 @@ def test_lifecycle_events(app: App, synth_file: Path) -> None:
     view = waybills.show(app, a)
     assert view["status"] == "delivered"
     assert [e["status"] for e in view["events"]] == [
-        "created", "picked_up", "in_transit", "in_transit", "out_for_delivery", "delivered"]
+        "created",
+        "picked_up",
+        "in_transit",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+    ]
     waybills.record_event(app, b, "cancelled")
     with pytest.raises(IllegalTransition):
         waybills.record_event(app, b, "delivered")

@@ -86,8 +86,9 @@ def test_grant_must_match_waybill_and_be_audited(vault: Vault) -> None:
     with pytest.raises(PermissionError):
         vault.open_fields(record("WG1", sealed), grant("WG2", ["sender.name"]))
     with pytest.raises(PermissionError):
-        vault.open_fields(record("WG1", sealed),
-                          RevealGrant("WG1", frozenset({"sender.name"}), audit_ref=""))
+        vault.open_fields(
+            record("WG1", sealed), RevealGrant("WG1", frozenset({"sender.name"}), audit_ref="")
+        )
 
 
 def test_nonces_never_repeat(vault: Vault) -> None:

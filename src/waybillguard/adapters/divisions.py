@@ -12,6 +12,7 @@ import csv
 import functools
 import importlib.metadata
 import io
+from pathlib import Path
 
 from waybillguard.domain.divisions import DivisionTable
 
@@ -27,8 +28,7 @@ def _version() -> str:
 
 
 DIVISIONS_SOURCE = (
-    f"{_DISTRIBUTION} {_version()} ({_RESOURCE}; GB/T 2260 county-level codes, "
-    "data to 2025-12-31)"
+    f"{_DISTRIBUTION} {_version()} ({_RESOURCE}; GB/T 2260 county-level codes, data to 2025-12-31)"
 )
 
 
@@ -37,8 +37,7 @@ def _read_csv_text() -> str:
     for packaged in distribution.files or ():
         if str(packaged).replace("\\", "/") == _RESOURCE:
             return packaged.read_text(encoding="utf-8-sig")
-    path = distribution.locate_file(_RESOURCE)
-    return path.read_text(encoding="utf-8-sig")
+    return Path(str(distribution.locate_file(_RESOURCE))).read_text(encoding="utf-8-sig")
 
 
 def parse_adcodes_csv(text: str) -> list[tuple[str, str]]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 from waybillguard.domain.divisions import Division, DivisionTable
 from waybillguard.domain.errors import FieldError
@@ -58,13 +59,17 @@ _DETAIL_LEADING_NOISE = " ,，、.。:：-－—_/"
 # Control/format characters (C0, DEL, C1, zero-width, bidi overrides, line
 # separators, BOM, lone surrogates) and markup/injection characters. Checked
 # after NFKC, so full-width look-alikes (＜, ＄, ＝) are caught too.
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
-_MARKUP_RE = re.compile(r"""[<>{}`\\|^$=;"'%&]|://""")
+_CONTROL_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+)
+_MARKUP_RE = re.compile(r"""[<>{}`\\|^$=;"'%&]""")
 
 # Masking. Cut before the first digit or the first unit/room part (with any
 # Chinese numerals leading into it: 三号楼, 五零二室), then keep up to the first
 # street marker.
-_CUT_RE = re.compile(r"\d|[一二三四五六七八九十百千零〇两壹贰叁肆伍陆柒捌玖拾]*(?:[号栋幢室楼层座户]|单元)")
+_CUT_RE = re.compile(
+    r"\d|[一二三四五六七八九十百千零〇两壹贰叁肆伍陆柒捌玖拾]*(?:[号栋幢室楼层座户]|单元)"
+)
 _STREET_MARKERS = ("大道", "路", "街", "道", "巷", "弄", "胡同", "里", "村", "镇", "乡")
 MAX_STREET_LENGTH = 20
 
@@ -78,6 +83,27 @@ class Address:
     district: str
     adcode: str  # 6-digit district code (routing field, kept clear)
     detail: str = field(repr=False)  # street, number, building, unit, room
+
+
+# Address(...) of a frozen dataclass sets each field through object.__setattr__,
+# which is a fifth of the cost of a resolve; the slot descriptors are 3x faster.
+_ADDRESS_FIELDS = ("province", "city", "district", "adcode", "detail")
+if tuple(f.name for f in fields(Address)) != _ADDRESS_FIELDS:  # pragma: no cover
+    raise RuntimeError("_make_address is out of date with Address")
+_SET_PROVINCE, _SET_CITY, _SET_DISTRICT, _SET_ADCODE, _SET_DETAIL = (
+    getattr(Address, name).__set__ for name in _ADDRESS_FIELDS
+)
+
+
+def _make_address(province: str, city: str, district: str, adcode: str, detail: str) -> Address:
+    """Same as ``Address(province, city, district, adcode, detail)``, faster."""
+    address: Address = object.__new__(Address)
+    _SET_PROVINCE(address, province)
+    _SET_CITY(address, city)
+    _SET_DISTRICT(address, district)
+    _SET_ADCODE(address, adcode)
+    _SET_DETAIL(address, detail)
+    return address
 
 
 def _ethnic_stem(name: str) -> str | None:
@@ -112,10 +138,17 @@ def _autonomous_county_aliases(name: str) -> list[str]:
     return []
 
 
-# One alias in a prefix index: (alias text, target codes, is it a short name).
-_Entry = tuple[str, tuple[str, ...], bool]
 # An alias of one division: (text, is it a short name such as 深圳 or 广东).
 _Alias = tuple[str, bool]
+# Index entries, bucketed by the alias's first two characters, longest first:
+#   province: (alias, length, short, province code)
+#   city:     (alias, length, short, {province: cities}, all cities)
+#   district: (alias, length, {city: districts}, {province: districts}, all districts)
+_Codes = tuple[str, ...]
+_ProvinceEntry = tuple[str, int, bool, str]
+_CityEntry = tuple[str, int, bool, dict[str, _Codes], _Codes]
+_DistrictEntry = tuple[str, int, dict[str, _Codes], dict[str, _Codes], _Codes]
+_E = TypeVar("_E", _ProvinceEntry, _CityEntry, _DistrictEntry)
 
 
 def _blocked_after_short(text: str, end: int) -> bool:
@@ -123,41 +156,6 @@ def _blocked_after_short(text: str, end: int) -> bool:
     return end < len(text) and (
         text[end] in _AFTER_SHORT_FORBIDDEN or text.startswith(_AFTER_SHORT_FORBIDDEN_PAIRS, end)
     )
-
-
-class _PrefixIndex:
-    """Aliases bucketed by their first two characters, longest first.
-
-    Only used to explain a failed resolution; resolving uses the combined
-    prefix table of :class:`AddressResolver`.
-    """
-
-    __slots__ = ("_buckets",)
-
-    def __init__(self, aliases: dict[str, list[_Alias]]) -> None:
-        merged: dict[str, tuple[set[str], list[bool]]] = {}
-        for code, names in aliases.items():
-            for alias, short in names:
-                codes, shorts = merged.setdefault(alias, (set(), []))
-                codes.add(code)
-                shorts.append(short)
-        buckets: dict[str, list[_Entry]] = {}
-        for alias, (codes, shorts) in merged.items():
-            entry = (alias, tuple(sorted(codes)), all(shorts))
-            buckets.setdefault(alias[:2], []).append(entry)
-        self._buckets = {
-            key: tuple(sorted(entries, key=lambda e: -len(e[0])))
-            for key, entries in buckets.items()
-        }
-
-    def match(self, text: str, pos: int) -> list[tuple[int, tuple[str, ...], bool]]:
-        """(end, codes, short) of every alias starting ``text`` at ``pos``, longest first."""
-        found: list[tuple[int, tuple[str, ...], bool]] = []
-        for alias, codes, short in self._buckets.get(text[pos : pos + 2], ()):
-            end = pos + len(alias)
-            if text.startswith(alias, pos) and not (short and _blocked_after_short(text, end)):
-                found.append((end, codes, short))
-        return found
 
 
 def _province_aliases(province: Division) -> list[_Alias]:
@@ -186,28 +184,40 @@ def _city_aliases(city: Division, official: set[str]) -> list[_Alias]:
     return list(dict.fromkeys(aliases))
 
 
-# Result of a complete prefix: (codes, codes incl. those ending in a short name
-# that are only valid if the next character passes _blocked_after_short).
-_Hit = tuple[tuple[str, ...], tuple[str, ...]]
+def _group(
+    aliases: dict[str, list[_Alias]], parent: dict[str, str]
+) -> dict[str, tuple[bool, dict[str, list[str]], list[str]]]:
+    """alias -> (short, {parent: codes}, codes), merging divisions spelt alike."""
+    grouped: dict[str, tuple[bool, dict[str, list[str]], list[str]]] = {}
+    for code in sorted(aliases):
+        for alias, short in aliases[code]:
+            was_short, by_parent, codes = grouped.get(alias, (True, {}, []))
+            by_parent.setdefault(parent[code], []).append(code)
+            codes.append(code)
+            grouped[alias] = (was_short and short, by_parent, codes)
+    return grouped
+
+
+def _bucket(entries: list[_E]) -> dict[str, tuple[_E, ...]]:
+    """Entries by the first two characters of their alias, longest alias first."""
+    buckets: dict[str, list[_E]] = {}
+    for entry in entries:
+        buckets.setdefault(str(entry[0])[:2], []).append(entry)
+    return {
+        key: tuple(sorted(group, key=lambda e: -len(str(e[0])))) for key, group in buckets.items()
+    }
 
 
 class AddressResolver:
     """Resolves free-text addresses against a :class:`DivisionTable`.
 
-    At construction every accepted way to write the division part (province
-    full/short/omitted x city full/short/omitted x district) is put in one
-    dict, so resolving is a longest-prefix look-up over a few lengths.
+    Province, city and district names with their aliases are indexed at
+    construction by their first two characters; resolving tries the few
+    aliases that can start the text at each stage (province, city, district;
+    province and city may be omitted) and keeps the longest consistent parse.
     """
 
-    __slots__ = (
-        "_city_index",
-        "_combos",
-        "_district_index",
-        "_lengths",
-        "_names",
-        "_prov_index",
-        "_province_of",
-    )
+    __slots__ = ("_city_index", "_district_index", "_leaf_cities", "_names", "_province_index")
 
     def __init__(self, table: DivisionTable) -> None:
         leaves = table.districts()
@@ -216,78 +226,65 @@ class AddressResolver:
         province_aliases = {p.adcode: _province_aliases(p) for p in table.provinces()}
         city_aliases: dict[str, list[_Alias]] = {}
         district_aliases: dict[str, list[_Alias]] = {}
-        paths: dict[str, tuple[Division, Division, Division]] = {}
-        self._province_of: dict[str, str] = {}
+        province_of: dict[str, str] = {}
+        city_of: dict[str, str] = {}
+        names: dict[str, tuple[str, str, str]] = {}
+        leaf_cities: set[str] = set()
         for leaf in leaves:
-            province, city, _ = paths[leaf.adcode] = table.path(leaf.adcode)
-            self._province_of[leaf.adcode] = province.adcode
+            province, city, district = table.path(leaf.adcode)
+            names[leaf.adcode] = (province.name, city.name, district.name)
+            province_of[leaf.adcode] = province.adcode
             if city.adcode != province.adcode:
-                self._province_of[city.adcode] = province.adcode
+                province_of[city.adcode] = province.adcode
                 if city.adcode not in city_aliases:
                     city_aliases[city.adcode] = _city_aliases(city, official)
-            if city.adcode != leaf.adcode:
-                siblings = {d.name for d in table.children(city.adcode)}
-                district_aliases[leaf.adcode] = [(leaf.name, False)] + [
-                    (alias, False)
-                    for alias in _autonomous_county_aliases(leaf.name)
-                    if alias not in siblings
-                ]
-
-        combos: dict[str, tuple[set[str], set[str]]] = {}
-
-        def add(parts: list[_Alias | None], code: str) -> None:
-            present = [part for part in parts if part is not None]
-            for (_, short), (following, _) in zip(present, present[1:], strict=False):
-                if short and _blocked_after_short(following, 0):
-                    return
-            plain, guarded = combos.setdefault("".join(a for a, _ in present), (set(), set()))
-            (guarded if present[-1][1] else plain).add(code)
-
-        for leaf in leaves:
-            province, city, _ = paths[leaf.adcode]
-            p_options: list[_Alias | None] = [None, *province_aliases[province.adcode]]
             if city.adcode == leaf.adcode:  # 东莞市, 仙桃市: no district part
-                for p in p_options:
-                    for c in city_aliases[city.adcode]:
-                        # "中山公园…" is not 中山市: a short leaf name needs its province
-                        if p is not None or not c[1]:
-                            add([p, c], leaf.adcode)
+                leaf_cities.add(leaf.adcode)
                 continue
-            c_options: list[_Alias | None] = [None]
-            if city.adcode != province.adcode:
-                c_options += city_aliases[city.adcode]
-            for p in p_options:
-                for c in c_options:
-                    for d in district_aliases[leaf.adcode]:
-                        # a bare two-character name (城区, 南区, 单县) says too little
-                        if p is not None or c is not None or len(d[0]) >= 3:
-                            add([p, c, d], leaf.adcode)
+            city_of[leaf.adcode] = city.adcode
+            siblings = {d.name for d in table.children(city.adcode)}
+            district_aliases[leaf.adcode] = [(leaf.name, False)] + [
+                (alias, False)
+                for alias in _autonomous_county_aliases(leaf.name)
+                if alias not in siblings
+            ]
 
-        self._combos: dict[str, _Hit] = {
-            key: (tuple(sorted(plain)), tuple(sorted(plain | guarded)))
-            for key, (plain, guarded) in combos.items()
-        }
-        lengths: dict[str, set[int]] = {}
-        for key in combos:
-            lengths.setdefault(key[:2], set()).add(len(key))
-        self._lengths = {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()}
-        self._names = {
-            code: (p.name, c.name, d.name) for code, (p, c, d) in paths.items()
-        }
-        self._prov_index = _PrefixIndex(province_aliases)
-        self._city_index = _PrefixIndex(city_aliases)
-        self._district_index = _PrefixIndex(district_aliases)
-
-    def __len__(self) -> int:
-        """Number of distinct ways of writing a division part that are indexed."""
-        return len(self._combos)
+        self._province_index: dict[str, tuple[_ProvinceEntry, ...]] = _bucket(
+            [
+                (alias, len(alias), short, code)
+                for code, aliases in province_aliases.items()
+                for alias, short in aliases
+            ]
+        )
+        self._city_index: dict[str, tuple[_CityEntry, ...]] = _bucket(
+            [
+                (alias, len(alias), short, _freeze(by_province), tuple(codes))
+                for alias, (short, by_province, codes) in _group(city_aliases, province_of).items()
+            ]
+        )
+        district_by_province = _group(district_aliases, province_of)
+        self._district_index: dict[str, tuple[_DistrictEntry, ...]] = _bucket(
+            [
+                (
+                    alias,
+                    len(alias),
+                    _freeze(by_city),
+                    _freeze(district_by_province[alias][1]),
+                    tuple(codes),
+                )
+                for alias, (_, by_city, codes) in _group(district_aliases, city_of).items()
+            ]
+        )
+        self._leaf_cities = frozenset(leaf_cities)
+        self._names = names
 
     def resolve(self, raw: str, field: str) -> Address:
         """Split ``raw`` into division and detail; raise FieldError if impossible.
 
-        The longest division prefix wins; several divisions written the same
-        way (南山区 alone) is an ambiguity. The error names ``field`` and a
-        reason, never the input.
+        Of all consistent ways to read a division prefix (city within the
+        province, district within the city) the longest wins; two different
+        divisions read from the same prefix (南山区 alone) are an ambiguity.
+        The error names ``field`` and a reason, never the input.
         """
         text = _normalise(raw, field)
         if text.startswith(_COUNTRY_PREFIXES):
@@ -296,55 +293,119 @@ class AddressResolver:
                     text = text[len(prefix) :].lstrip(" ")
                     break
         compact = text.replace(" ", "") if " " in text else text
-        lengths = self._lengths.get(compact[:2])
-        if lengths is not None:
-            combos = self._combos
-            n = len(compact)
-            for length in lengths:
-                if length > n:
-                    continue
-                hit = combos.get(compact[:length])
-                if hit is None:
-                    continue
-                codes = hit[0] if _blocked_after_short(compact, length) else hit[1]
-                if not codes:
-                    continue
-                if len(codes) > 1:
-                    raise FieldError(field, "ambiguous district; add the province or city")
-                if compact is not text:
-                    length = _position_after(text, length)
-                detail = text[length:].lstrip(_DETAIL_LEADING_NOISE)
-                if not detail:
-                    raise FieldError(field, "address has no street/house detail")
-                code = codes[0]
-                province, city, district = self._names[code]
-                return Address(province, city, district, code, detail)
-        raise FieldError(field, self._explain(compact))
+        n = len(compact)
+        forbidden = _AFTER_SHORT_FORBIDDEN
+        pairs = _AFTER_SHORT_FORBIDDEN_PAIRS
+        city_index = self._city_index
+        district_index = self._district_index
+        leaf_cities = self._leaf_cities
+        best_end = 0
+        best: set[str] = set()
 
-    def _explain(self, text: str) -> str:
+        head = compact[:2]
+        starts: list[tuple[int, str | None]] = [(0, None)]
+        for alias, end, _, code in self._province_index.get(head, ()):
+            if compact.startswith(alias):
+                starts.append((end, code))
+
+        for pos, province in starts:
+            key = head if pos == 0 else compact[pos : pos + 2]
+            for alias, length, short, by_province, every in city_index.get(key, ()):
+                if not compact.startswith(alias, pos):
+                    continue
+                end = pos + length
+                # A short name followed by 路/市/街… ("中山路", "北京路") is not a city
+                # on its own, but may still be followed by a district (唐山路南区,
+                # 哈尔滨道里区, 济南市中区).
+                blocked = short and (
+                    province is None
+                    or (end < n and (compact[end] in forbidden or compact.startswith(pairs, end)))
+                )
+                cities = every if province is None else by_province.get(province, ())
+                for city in cities:
+                    if city in leaf_cities:
+                        # "中山公园…" is not 中山市: a short leaf name needs its province
+                        if blocked:
+                            continue
+                        if end > best_end:
+                            best_end, best = end, {city}
+                        elif end == best_end:
+                            best.add(city)
+                        continue
+                    for d_alias, d_length, by_city, _, _ in district_index.get(
+                        compact[end : end + 2], ()
+                    ):
+                        if compact.startswith(d_alias, end):
+                            found = by_city.get(city)
+                            if found:
+                                d_end = end + d_length
+                                if d_end > best_end:
+                                    best_end, best = d_end, set(found)
+                                elif d_end == best_end:
+                                    best.update(found)
+            for d_alias, d_length, _, by_province, every in district_index.get(key, ()):
+                if not compact.startswith(d_alias, pos):
+                    continue
+                if province is None:
+                    if d_length < 3:
+                        continue  # a bare two-character name (城区, 南区, 单县) says too little
+                    found = every
+                else:
+                    found = by_province.get(province, ())
+                if found:
+                    d_end = pos + d_length
+                    if d_end > best_end:
+                        best_end, best = d_end, set(found)
+                    elif d_end == best_end:
+                        best.update(found)
+
+        if not best:
+            raise FieldError(field, self._explain(compact, starts))
+        if len(best) > 1:
+            raise FieldError(field, "ambiguous district; add the province or city")
+        if compact is not text:
+            best_end = _position_after(text, best_end)
+        detail = text[best_end:].lstrip(_DETAIL_LEADING_NOISE)
+        if not detail:
+            raise FieldError(field, "address has no street/house detail")
+        (code,) = best
+        province_name, city_name, district_name = self._names[code]
+        return _make_address(province_name, city_name, district_name, code, detail)
+
+    def _explain(self, text: str, starts: list[tuple[int, str | None]]) -> str:
         """Reason why no division prefix was found (slow path, errors only)."""
         reasons: set[str] = set()
-        starts: list[tuple[int, str | None]] = [(0, None)]
-        starts += [(end, codes[0]) for end, codes, _ in self._prov_index.match(text, 0)]
         for pos, province in starts:
             if province is not None:
                 reasons.add(_NO_DISTRICT)
-            for end, codes, short in self._city_index.match(text, pos):
-                if province is not None and all(self._province_of[c] != province for c in codes):
-                    reasons.add(_CITY_NOT_IN_PROVINCE if not short else _UNKNOWN)
-                elif self._district_index.match(text, end):
+            for alias, length, short, by_province, _ in self._city_index.get(
+                text[pos : pos + 2], ()
+            ):
+                end = pos + length
+                if not text.startswith(alias, pos) or (short and _blocked_after_short(text, end)):
+                    continue
+                if province is not None and province not in by_province:
+                    reasons.add(_UNKNOWN if short else _CITY_NOT_IN_PROVINCE)
+                elif any(
+                    text.startswith(entry[0], end)
+                    for entry in self._district_index.get(text[end : end + 2], ())
+                ):
                     reasons.add(_DISTRICT_NOT_IN_CITY)
                 elif province is None and short:
                     reasons.add(_SHORT_CITY_ALONE)
                 else:
                     reasons.add(_NO_DISTRICT)
-            for _, codes, _ in self._district_index.match(text, pos):
-                if province is not None and all(self._province_of[c] != province for c in codes):
+            for alias, _, _, by_province, _ in self._district_index.get(text[pos : pos + 2], ()):
+                if text.startswith(alias, pos) and province not in (None, *by_province):
                     reasons.add(_DISTRICT_NOT_IN_PROVINCE)
         for reason in _EXPLANATIONS:
             if reason in reasons:
                 return reason
         return _UNKNOWN
+
+
+def _freeze(groups: dict[str, list[str]]) -> dict[str, _Codes]:
+    return {key: tuple(codes) for key, codes in groups.items()}
 
 
 _DISTRICT_NOT_IN_CITY = "district does not belong to the city"
@@ -379,7 +440,7 @@ def _normalise(raw: str, field: str) -> str:
     if len(raw) > MAX_ADDRESS_LENGTH:
         raise FieldError(field, f"address is longer than {MAX_ADDRESS_LENGTH} characters")
     text = raw if unicodedata.is_normalized("NFKC", raw) else unicodedata.normalize("NFKC", raw)
-    if _MARKUP_RE.search(text) is not None:
+    if _MARKUP_RE.search(text) is not None or "://" in text:
         raise FieldError(field, "address contains markup or script characters")
     if not text.isprintable():
         if _CONTROL_RE.search(text) is not None:

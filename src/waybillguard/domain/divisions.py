@@ -83,9 +83,7 @@ class DivisionTable:
             code: tuple(sorted(kids, key=lambda d: d.adcode)) for code, kids in children.items()
         }
         self._provinces = tuple(
-            sorted(
-                (d for d in by_code.values() if d.level == "province"), key=lambda d: d.adcode
-            )
+            sorted((d for d in by_code.values() if d.level == "province"), key=lambda d: d.adcode)
         )
         leaves = sorted(
             (d for d in by_code.values() if d.adcode not in self._children),

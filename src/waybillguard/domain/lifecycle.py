@@ -25,9 +25,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # in_transit -> in_transit: each hub scan is an event of its own.
     Status.IN_TRANSIT: frozenset({Status.IN_TRANSIT, Status.OUT_FOR_DELIVERY, Status.RETURNED}),
     # A failed delivery goes back to the station (in_transit) or back to the sender.
-    Status.OUT_FOR_DELIVERY: frozenset(
-        {Status.DELIVERED, Status.IN_TRANSIT, Status.RETURNED}
-    ),
+    Status.OUT_FOR_DELIVERY: frozenset({Status.DELIVERED, Status.IN_TRANSIT, Status.RETURNED}),
     Status.DELIVERED: frozenset(),
     Status.RETURNED: frozenset(),
     Status.CANCELLED: frozenset(),

@@ -111,9 +111,10 @@ def _compile_fast_mobile(metadata: PhoneMetadata) -> re.Pattern[str] | None:
 
     phonenumbers.number_type checks the general description first, then premium-rate,
     toll-free, shared-cost, VoIP, personal, pager, UAN and voicemail, and only then
-    fixed-line/mobile. The regex mirrors that order: a lookahead for the general
-    description, a negative lookahead for every type ranked before MOBILE, then the mobile
-    pattern itself. All patterns come from the installed metadata.
+    fixed-line/mobile. The regex requires all of: the mobile pattern, the general
+    description, and none of the types ranked before MOBILE (a fixed-line match too gives
+    FIXED_LINE_OR_MOBILE, which is accepted as well). All patterns come from the installed
+    metadata.
     """
     general = _pattern(metadata.general_desc)
     mobile = _pattern(metadata.mobile)
@@ -136,12 +137,53 @@ def _compile_fast_mobile(metadata: PhoneMetadata) -> re.Pattern[str] | None:
         if p is not None
     ]
     exclude = f"(?!(?:{'|'.join(earlier)})\\Z)" if earlier else ""
-    return re.compile(f"(?=(?:{general})\\Z){exclude}(?:{mobile})\\Z")
+    # Mobile first: it rejects most non-mobiles after a character or two.
+    return re.compile(f"(?=(?:{mobile})\\Z)(?=(?:{general})\\Z){exclude}")
+
+
+def _compile_fast_landline(metadata: PhoneMetadata) -> re.Pattern[str] | None:
+    """ "Valid CN fixed line" for a national significant number, as phonenumbers decides:
+    the fixed-line and general patterns match, no type ranked before it does, and the
+    mobile pattern does not (that would be FIXED_LINE_OR_MOBILE: left to the full path)."""
+    general = _pattern(metadata.general_desc)
+    fixed = _pattern(metadata.fixed_line)
+    mobile = _pattern(metadata.mobile)
+    if general is None or fixed is None or mobile is None:  # pragma: no cover
+        return None
+    earlier = [
+        p
+        for p in (
+            _pattern(metadata.premium_rate),
+            _pattern(metadata.toll_free),
+            _pattern(metadata.shared_cost),
+            _pattern(metadata.voip),
+            _pattern(metadata.personal_number),
+            _pattern(metadata.pager),
+            _pattern(metadata.uan),
+            _pattern(metadata.voicemail),
+            mobile,
+        )
+        if p is not None
+    ]
+    exclude = f"(?!(?:{'|'.join(earlier)})\\Z)"
+    return re.compile(f"(?=(?:{fixed})\\Z)(?=(?:{general})\\Z){exclude}")
 
 
 _METADATA: Final = _cn_metadata()
 _FAST_MOBILE: Final = _compile_fast_mobile(_METADATA)
+_FAST_LANDLINE: Final = _compile_fast_landline(_METADATA)
 _MOBILE_NSN: Final = re.compile(f"(?:{_pattern(_METADATA.mobile)})\\Z")
+_LANDLINE_SEPARATORS: Final = str.maketrans("", "", " -()")
+
+
+def fast_area_code_length(nsn: str) -> int:
+    """Digits of the area code in a landline's national significant number.
+
+    China's plan: 10 (Beijing) and 20-29 are two digits, every other area code is
+    three. Tests check this against phonenumbers.length_of_geographical_area_code
+    for every area code prefix the metadata knows.
+    """
+    return 2 if nsn[0] in "12" else 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +213,7 @@ def parse_phone(raw: str, field: str) -> Phone:
     Raises :class:`FieldError` naming ``field`` and a reason; the input is never included.
     """
     if type(raw) is str and len(raw) <= MAX_RAW_LENGTH:
-        fast = _fast_mobile(raw)
+        fast = _fast_mobile(raw) or _fast_landline(raw)
         if fast is not None:
             return fast
     return _parse_slow(raw, field)
@@ -196,6 +238,23 @@ def _fast_mobile(raw: str) -> Phone | None:
     if len(s) == 11 and s.isascii() and s.isdigit() and _FAST_MOBILE.match(s) is not None:
         return Phone(s, "mobile", "")
     return None
+
+
+def _fast_landline(raw: str) -> Phone | None:
+    """ "0" + area code + subscriber number in ASCII digits, with blanks, hyphens or
+    parentheses: "010-12345678", "(0755)26543210". None sends it to the full path."""
+    if _FAST_LANDLINE is None:  # pragma: no cover
+        return None
+    s = raw.strip().translate(_LANDLINE_SEPARATORS)
+    if not (10 <= len(s) <= 12 and s[0] == "0" and s.isascii() and s.isdigit()):
+        return None
+    nsn = s[1:]
+    if _FAST_LANDLINE.match(nsn) is None:
+        return None
+    area_length = fast_area_code_length(nsn)
+    if len(nsn) - area_length < 7:
+        return None  # service lines get their precise reason from the full path
+    return Phone(s, "landline", s[: area_length + 1])
 
 
 def _parse_slow(raw: str, field: str) -> Phone:

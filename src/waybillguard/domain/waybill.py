@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from waybillguard.domain.address import Address, AddressResolver, mask_address
 from waybillguard.domain.errors import FieldError
-from waybillguard.domain.fields import PII_FIELDS, ROLES
 from waybillguard.domain.parcel import (
     Parcel,
     parse_category,
@@ -36,7 +35,11 @@ class Party:
 
     def secrets(self) -> dict[str, str]:
         """The plaintext that goes into the vault (address: detail only; divisions stay clear)."""
-        return {"name": self.name.value, "phone": self.phone.national, "address": self.address.detail}
+        return {
+            "name": self.name.value,
+            "phone": self.phone.national,
+            "address": self.address.detail,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,16 @@ class Order:
             for attr, value in party.secrets().items():
                 out[f"{role}.{attr}"] = value
         return out
+
+
+def order_key(fields: Mapping[str, str]) -> tuple[str, str] | None:
+    """The idempotency key (merchant, order_ref) as it will be stored; None if invalid."""
+    try:
+        return parse_merchant(fields.get("merchant", "")), parse_order_ref(
+            fields.get("order_ref", "")
+        )
+    except FieldError:
+        return None
 
 
 class OrderValidator:
@@ -72,9 +85,7 @@ class OrderValidator:
     def _party(self, fields: Mapping[str, str], role: str) -> Party:
         name = parse_name(self._text(fields, f"{role}.name"), f"{role}.name")
         phone = parse_phone(self._text(fields, f"{role}.phone"), f"{role}.phone")
-        address = self._resolver.resolve(
-            self._text(fields, f"{role}.address"), f"{role}.address"
-        )
+        address = self._resolver.resolve(self._text(fields, f"{role}.address"), f"{role}.address")
         return Party(name, phone, address)
 
     def validate(self, fields: Mapping[str, str]) -> Order:

@@ -102,8 +102,10 @@ def init(home: HomeOpt = None, json: JsonOpt = False) -> None:
         _emit_json(data)
         return
     keyring = "created" if report.created_keyring else "kept (existing keys untouched)"
-    out.print(f"home 主目录: {report.home}\nkeyring 密钥环: {keyring}\n"
-              f"schema 数据库版本: {report.schema_revision}")
+    out.print(
+        f"home 主目录: {report.home}\nkeyring 密钥环: {keyring}\n"
+        f"schema 数据库版本: {report.schema_revision}"
+    )
 
 
 @app.command()
@@ -112,7 +114,9 @@ def synth(
     out_path: Annotated[Path, typer.Option("--out", help=".jsonl or .csv")],
     seed: Annotated[int, typer.Option("--seed")] = 1,
     headers: Annotated[str, typer.Option("--headers", help="CSV headers: en | zh")] = "en",
-    encoding: Annotated[str, typer.Option("--encoding", help="CSV encoding, e.g. utf-8, gbk")] = "utf-8",
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="CSV encoding, e.g. utf-8, gbk")
+    ] = "utf-8",
 ) -> None:
     """合成数据 / Write deterministic synthetic waybills (JSONL or CSV by extension)."""
     if headers not in ("en", "zh"):
@@ -130,11 +134,15 @@ def import_(
     strict: Annotated[bool, typer.Option("--strict", help="All rows or nothing.")] = False,
     errors: Annotated[Path | None, typer.Option("--errors", help="Where rejected rows go.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, max=64)] = None,
+    merchant: Annotated[
+        str,
+        typer.Option("--merchant", help="Merchant for rows without one (e.g. CSV without 商家)."),
+    ] = importer.DEFAULT_MERCHANT,
 ) -> None:
     """导入 / Import waybills from JSONL or CSV (UTF-8, UTF-8-BOM, GBK/GB18030)."""
     with _open(home) as application:
         try:
-            report = _run_import(application, file, strict, errors, workers)
+            report = _run_import(application, file, strict, errors, workers, merchant)
         except importer.StrictImportFailed as exc:
             if json:
                 _emit_json(exc.report.as_json())
@@ -156,13 +164,28 @@ def import_(
 
 
 def _run_import(
-    application: App, file: Path, strict: bool, errors: Path | None, workers: int | None
+    application: App,
+    file: Path,
+    strict: bool,
+    errors: Path | None,
+    workers: int | None,
+    merchant: str,
 ) -> importer.ImportReport:
     if not sys.stderr.isatty():
         return importer.import_file(
-            application, file, strict=strict, errors_path=errors, workers=workers
+            application,
+            file,
+            strict=strict,
+            errors_path=errors,
+            workers=workers,
+            merchant=merchant,
         )
-    columns = (TextColumn("导入 importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        TextColumn("导入 importing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("import", total=count_rows_fast(file))
         return importer.import_file(
@@ -171,6 +194,7 @@ def _run_import(
             strict=strict,
             errors_path=errors,
             workers=workers,
+            merchant=merchant,
             progress=lambda n: bar.advance(task, n),
         )
 
@@ -196,7 +220,9 @@ def show(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
         for attr, attr_label in _LABELS.items():
             table.add_row(f"{label} · {attr_label}", view[role][attr])
     table.add_row("始发 origin", f"{view['origin_adcode']} {view['origin_station'] or '-'}")
-    table.add_row("目的 destination", f"{view['destination_adcode']} {view['destination_station'] or '-'}")
+    table.add_row(
+        "目的 destination", f"{view['destination_adcode']} {view['destination_station'] or '-'}"
+    )
     table.add_row("商家 merchant / 订单 order", f"{view['merchant']} / {view['order_ref']}")
     table.add_row("包裹 parcel", f"{view['parcel']['weight_g']} g, {view['parcel']['category']}")
     for event in view["events"]:
@@ -217,7 +243,9 @@ def list_(
     if json:
         _emit_json(rows)
         return
-    table = Table("运单号 tracking", "状态 status", "收件人 recipient", "电话 phone", "地址 address")
+    table = Table(
+        "运单号 tracking", "状态 status", "收件人 recipient", "电话 phone", "地址 address"
+    )
     for r in rows:
         rec = r["recipient"]
         table.add_row(r["tracking_number"], r["status"], rec["name"], rec["phone"], rec["address"])
@@ -301,11 +329,12 @@ def keys_rotate(home: HomeOpt = None, json: JsonOpt = False) -> None:
 def keys_status(home: HomeOpt = None, json: JsonOpt = False) -> None:
     """Key-encryption keys and their state."""
     with _open(home) as application:
-        data = {"active": application.vault.active_kek_id, "keks": application.store.kek_states()}
+        states = application.store.kek_states()
+        data = {"active": application.vault.active_kek_id, "keks": states}
     if json:
         _emit_json(data)
     else:
-        for kek, state in sorted(data["keks"].items()):
+        for kek, state in sorted(states.items()):
             out.print(f"{kek}\t{state}")
 
 
@@ -352,7 +381,9 @@ def bench_ingest(
 
 
 @app.command()
-def demo(home: HomeOpt = None, bench_count: Annotated[int, typer.Option("--bench-count")] = 50_000) -> None:
+def demo(
+    home: HomeOpt = None, bench_count: Annotated[int, typer.Option("--bench-count")] = 50_000
+) -> None:
     """演示 / Set up the home, import synthetic data and print a short tour."""
     from waybillguard.services import demo as demo_service
 

@@ -64,11 +64,16 @@ def _peak_rss_mb(workers: int) -> dict[str, float]:
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # ru_maxrss of children is the largest single child; all workers run at once,
     # so parent + workers x largest child bounds the pipeline's total from above.
-    return {"parent": round(own, 1), "largest_worker": round(child, 1),
-            "total_upper_bound": round(own + workers * child, 1)}
+    return {
+        "parent": round(own, 1),
+        "largest_worker": round(child, 1),
+        "total_upper_bound": round(own + workers * child, 1),
+    }
 
 
-def ingest(count: int, *, seed: int = 7, workers: int | None = None, log: Log = print) -> dict[str, Any]:
+def ingest(
+    count: int, *, seed: int = 7, workers: int | None = None, log: Log = print
+) -> dict[str, Any]:
     workers = workers or min(os.cpu_count() or 1, 4)
     with tempfile.TemporaryDirectory(prefix="wg-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -76,8 +81,9 @@ def ingest(count: int, *, seed: int = 7, workers: int | None = None, log: Log = 
         log(f"generating {count:,} synthetic rows …")
         write_synth(source, count, seed)
         home = tmp / "home"
-        settings = Settings(home=home, database_url=f"sqlite:///{home / DATABASE_FILE}",
-                            tracking_prefix="WG")
+        settings = Settings(
+            home=home, database_url=f"sqlite:///{home / DATABASE_FILE}", tracking_prefix="WG"
+        )
         initialise(settings)
         log(f"ingesting with {workers} worker process(es) …")
         with open_app(settings) as app:
@@ -100,6 +106,10 @@ def ingest(count: int, *, seed: int = 7, workers: int | None = None, log: Log = 
         "ratio_to_limit": round(per_s / limit_per_s, 3),
         "peak_rss_mb": rss["total_upper_bound"],
         "rss_mb": rss,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "sqlite": sqlite3.sqlite_version},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "sqlite": sqlite3.sqlite_version,
+        },
     }

@@ -22,29 +22,41 @@ def _alter(number: str) -> str:
 def run(settings: Settings, out: Console, *, bench_count: int) -> None:
     report = initialise(settings)
     out.rule("waybillguard demo 演示")
-    out.print(f"home 主目录: {report.home}  (SQLite + keyring, keys "
-              f"{'created' if report.created_keyring else 'kept'})")
+    out.print(
+        f"home 主目录: {report.home}  (SQLite + keyring, keys "
+        f"{'created' if report.created_keyring else 'kept'})"
+    )
     source = settings.home / "demo-waybills.jsonl"
     write_synth(source, DEMO_ROWS, DEMO_SEED)
     with open_app(settings) as app:
         imported = import_file(app, source, errors_path=settings.home / "demo-errors.csv")
-        out.print(f"1. imported 导入 {imported.imported} new waybills "
-                  f"({imported.duplicates} already present, {imported.rejected} rejected) "
-                  "— personal data stored only as AES-256-GCM ciphertext")
+        out.print(
+            f"1. imported 导入 {imported.imported} new waybills "
+            f"({imported.duplicates} already present, {imported.rejected} rejected) "
+            "— personal data stored only as AES-256-GCM ciphertext"
+        )
         first = waybills.list_waybills(app, 1)[0]
         out.print("2. masked view 脱敏视图 (GB/T 41833-2022, stricter by default):")
-        out.print_json(data={k: first[k] for k in ("tracking_number", "status", "sender",
-                                                   "recipient", "destination_adcode")})
+        out.print_json(
+            data={
+                k: first[k]
+                for k in ("tracking_number", "status", "sender", "recipient", "destination_adcode")
+            }
+        )
         number = first["tracking_number"]
         good = tracking.verify(app, number)["valid"]
         forged = _alter(number)
         bad = tracking.verify(app, forged)["valid"]
-        out.print(f"3. tracking check 运单号校验: {number} → {'valid' if good else 'INVALID'}; "
-                  f"altered {forged} → {'valid' if bad else 'INVALID'} "
-                  "(forgery probability 1e-6 per guess)")
+        out.print(
+            f"3. tracking check 运单号校验: {number} → {'valid' if good else 'INVALID'}; "
+            f"altered {forged} → {'valid' if bad else 'INVALID'} "
+            "(forgery probability 1e-6 per guess)"
+        )
     out.print(f"4. benchmark 基准: ingesting {bench_count:,} rows in a scratch home …")
     result = bench.ingest(bench_count, log=lambda _m: None)
-    out.print(f"   {result['waybills_per_s']:,} waybills/s end-to-end, raw limit "
-              f"{result['limit_per_s']:,}/s (ratio {result['ratio_to_limit']}), "
-              f"peak RSS ≤ {result['peak_rss_mb']} MB")
+    out.print(
+        f"   {result['waybills_per_s']:,} waybills/s end-to-end, raw limit "
+        f"{result['limit_per_s']:,}/s (ratio {result['ratio_to_limit']}), "
+        f"peak RSS ≤ {result['peak_rss_mb']} MB"
+    )
     out.print("Next: `waybillguard --help`, `waybillguard show NUMBER`, BENCHMARKS.md")

@@ -1,12 +1,15 @@
-"""Import: file -> rows -> validate -> seal -> number -> store, in constant memory.
+"""Import: file -> rows -> validate -> number -> seal -> store, in constant memory.
 
-Worker processes validate and seal chunks of rows (the CPU-heavy part); the
-parent process owns the database: for each chunk it drops orders already
-stored, reserves exactly as many tracking counters as it stores, issues the
-numbers and inserts everything in one transaction. A chunk is stored whole or
-not at all, so a killed import leaves no half-stored waybill and a rerun picks
-up where it stopped (orders already stored are recognised by merchant +
-order_ref and skipped).
+The parent process reads rows, drops orders already stored (merchant +
+order_ref), reserves one tracking counter per remaining row and hands the chunk
+to a worker process. Workers validate, number and seal (the CPU-heavy part) and
+return rows ready to insert; the parent inserts each chunk in one transaction.
+A chunk is stored whole or not at all, so a killed import leaves no half-stored
+waybill and a rerun picks up where it stopped.
+
+Counters reserved for rows that are then rejected, or for chunks in flight when
+the process is killed, are not reused: tracking numbers stay unique at the cost
+of a few numbers of the prefix's 10^7 (see docs/tracking-numbers.md).
 """
 
 from __future__ import annotations
@@ -16,27 +19,30 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
-from waybillguard.adapters.db.waybill_store import KekNotActive, NewWaybill
+from waybillguard.adapters.db.tables import KEK_POS, UID_POS, WRAP_POS
+from waybillguard.adapters.db.waybill_store import KekNotActive, NewWaybillRow
 from waybillguard.adapters.divisions import load_divisions
 from waybillguard.domain.address import AddressResolver
 from waybillguard.domain.errors import FieldError
-from waybillguard.domain.waybill import Order, OrderValidator
+from waybillguard.domain.fields import PII_FIELDS
+from waybillguard.domain.waybill import Order, OrderValidator, order_key
 from waybillguard.services.app import App
 from waybillguard.services.readers import RawRow, iter_rows
 from waybillguard.vault import Vault
 
 CHUNK_ROWS = 2000
+DEFAULT_MERCHANT = "default"
 Progress = Callable[[int], None]
 # (row number, field, reason) — never the value.
 Rejection = tuple[int, str, str]
-_SealedTuple = tuple[Any, ...]
+SealedChunk = tuple[list[NewWaybillRow], list[Rejection]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,81 +65,90 @@ class ImportReport:
 
 class StrictImportFailed(RuntimeError):
     def __init__(self, report: ImportReport) -> None:
-        super().__init__(
-            f"--strict: {report.rejected} row(s) rejected; nothing was imported"
-        )
+        super().__init__(f"--strict: {report.rejected} row(s) rejected; nothing was imported")
         self.report = report
 
 
 # -- sealing (runs in worker processes) -----------------------------------------------
 class Sealer:
-    """Validates rows and seals the valid ones. One per process."""
+    """Validates, numbers and seals rows. One per process."""
 
-    def __init__(self, keyring_path: Path) -> None:
+    def __init__(self, keyring_path: Path, prefix: str) -> None:
         self.vault = Vault.from_keyring_file(keyring_path)
         self.validator = OrderValidator(AddressResolver(load_divisions()))
+        self.prefix = prefix
 
-    def seal_order(self, order: Order) -> NewWaybill:
+    def row_for(self, order: Order, tracking_number: str) -> NewWaybillRow:
         sealed = self.vault.seal(order.pii())
         s, r = order.sender, order.recipient
-        masks = {}
-        for role, party in (("sender", s), ("recipient", r)):
-            for attr, value in party.masked().items():
-                masks[f"{role}.{attr}"] = value
-        vault = self.vault
-        return NewWaybill(
-            uid=sealed.uid,
-            merchant=order.merchant,
-            order_ref=order.order_ref,
-            weight_g=order.parcel.weight_g,
-            category=order.parcel.category,
-            origin_adcode=s.address.adcode,
-            destination_adcode=r.address.adcode,
-            kek_id=sealed.kek_id,
-            wrapped_dek=sealed.wrapped_dek,
-            ciphertexts=sealed.ciphertexts,
-            masks=masks,
-            blind_indexes=(
-                vault.index_phone(s.phone.e164),
-                vault.index_phone(r.phone.e164),
-                vault.index_name_phone(s.name.value, s.phone.e164),
-                vault.index_name_phone(r.name.value, r.phone.e164),
-            ),
+        sm, rm = s.masked(), r.masked()
+        index_phone, index_name_phone = self.vault.index_phone, self.vault.index_name_phone
+        cts = sealed.ciphertexts
+        return (
+            sealed.uid,
+            tracking_number,
+            order.merchant,
+            order.order_ref,
+            order.parcel.weight_g,
+            order.parcel.category,
+            s.address.adcode,
+            r.address.adcode,
+            sealed.kek_id,
+            sealed.wrapped_dek,
+            *(cts[f] for f in PII_FIELDS),
+            sm["name"],
+            sm["phone"],
+            sm["address"],
+            rm["name"],
+            rm["phone"],
+            rm["address"],
+            index_phone(s.phone.e164),
+            index_phone(r.phone.e164),
+            index_name_phone(s.name.value, s.phone.e164),
+            index_name_phone(r.name.value, r.phone.e164),
         )
 
-    def seal_rows(self, rows: Sequence[RawRow]) -> tuple[list[tuple[int, NewWaybill]], list[Rejection]]:
-        sealed: list[tuple[int, NewWaybill]] = []
+    def seal_rows(self, rows: Sequence[RawRow], first_counter: int) -> SealedChunk:
+        """Row i of the chunk owns counter first_counter + i (a rejected row wastes its own)."""
+        valid: list[tuple[int, Order]] = []
         rejected: list[Rejection] = []
-        for raw in rows:
+        for i, raw in enumerate(rows):
             if raw.error is not None:
                 rejected.append((raw.row, raw.error[0], raw.error[1]))
                 continue
             try:
-                order = self.validator.validate(raw.fields)
+                valid.append((first_counter + i, self.validator.validate(raw.fields)))
             except FieldError as exc:
                 rejected.append((raw.row, exc.field, exc.reason))
-                continue
-            except Exception as exc:  # noqa: BLE001 - a bug must not stop the import or leak data
-                rejected.append((raw.row, "row", f"internal validation error ({type(exc).__name__})"))
-                continue
-            sealed.append((raw.row, self.seal_order(order)))
+            except Exception as exc:
+                rejected.append((raw.row, "row", f"internal error ({type(exc).__name__})"))
+        numbers = self.vault.issue_tracking_numbers(self.prefix, [c for c, _ in valid])
+        sealed = [self.row_for(order, n) for (_, order), n in zip(valid, numbers, strict=True)]
         return sealed, rejected
 
 
 _SEALER: Sealer | None = None
 
 
-def _init_worker(keyring_path: str) -> None:
-    global _SEALER  # noqa: PLW0603 - one sealer per worker process
-    _SEALER = Sealer(Path(keyring_path))
+def _init_worker(keyring_path: str, prefix: str) -> None:
+    global _SEALER
+    _SEALER = Sealer(Path(keyring_path), prefix)
 
 
-def _seal_in_worker(rows: list[RawRow]) -> tuple[list[tuple[int, NewWaybill]], list[Rejection]]:
+def _seal_in_worker(rows: list[RawRow], first_counter: int) -> SealedChunk:
     assert _SEALER is not None
-    return _SEALER.seal_rows(rows)
+    return _SEALER.seal_rows(rows, first_counter)
 
 
 # -- orchestration (parent process) ---------------------------------------------------
+@dataclass(slots=True)
+class _Work:
+    rows: list[RawRow]
+    read: int  # rows read from the file for this chunk, duplicates included
+    duplicates: int
+    first_counter: int
+
+
 def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
     chunk: list[RawRow] = []
     for row in rows:
@@ -145,26 +160,92 @@ def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
         yield chunk
 
 
-def _sealed_chunks(
-    keyring_path: Path, chunks: Iterator[list[RawRow]], workers: int
-) -> Iterator[tuple[int, tuple[list[tuple[int, NewWaybill]], list[Rejection]]]]:
-    """Seal chunks in order, with at most 2 chunks per worker in flight (bounded memory)."""
+class _Importer:
+    def __init__(self, app: App, strict_conn: Connection | None, merchant: str) -> None:
+        self.app = app
+        self.strict_conn = strict_conn
+        self.merchant = merchant
+
+    def _tx(self) -> AbstractContextManager[Connection]:
+        if self.strict_conn is not None:
+            return nullcontext(self.strict_conn)
+        return self.app.store.write()
+
+    def prepare(self, chunk: list[RawRow]) -> _Work:
+        """Drop orders already stored, then reserve one counter per remaining row."""
+        store = self.app.store
+        for raw in chunk:
+            if raw.error is None and not raw.fields.get("merchant", "").strip():
+                raw.fields["merchant"] = self.merchant
+        keys = [order_key(r.fields) if r.error is None else None for r in chunk]
+        with self._tx() as conn:
+            existing = store.existing_orders(conn, [k for k in keys if k is not None])
+            todo: list[RawRow] = []
+            seen: set[tuple[str, str]] = set()
+            for raw, key in zip(chunk, keys, strict=True):
+                if key is not None and (key in existing or key in seen):
+                    continue
+                if key is not None:
+                    seen.add(key)
+                todo.append(raw)
+            counters = store.reserve_counters(conn, self.app.settings.tracking_prefix, len(todo))
+        return _Work(todo, len(chunk), len(chunk) - len(todo), counters.start)
+
+    def store(self, sealed: list[NewWaybillRow]) -> tuple[int, int]:
+        """Insert one sealed chunk atomically. Returns (stored, skipped as duplicates)."""
+        if not sealed:
+            return 0, 0
+        store = self.app.store
+        with self._tx() as conn:
+            try:
+                store.require_active_keks(conn, {row[KEK_POS] for row in sealed})
+            except KekNotActive:
+                sealed = self._rewrap_to_active(conn, sealed)
+            stored = store.insert_rows(conn, sealed)
+        return stored, len(sealed) - stored
+
+    def _rewrap_to_active(self, conn: Connection, rows: list[NewWaybillRow]) -> list[NewWaybillRow]:
+        """A rotation began while this chunk was sealed: move its keys to the new KEK."""
+        vault, store = self.app.vault, self.app.store
+        active = next(
+            (k for k, s in store.kek_states().items() if s == "active"), vault.active_kek_id
+        )
+        moved = []
+        for row in rows:
+            if row[KEK_POS] != active:
+                wrapped = vault.rewrap(row[UID_POS], row[KEK_POS], row[WRAP_POS], active)
+                row = (*row[:KEK_POS], active, wrapped, *row[WRAP_POS + 1 :])
+            moved.append(row)
+        store.require_active_keks(conn, [active])
+        return moved
+
+
+def _sealed(
+    app: App, importer: _Importer, chunks: Iterator[list[RawRow]], workers: int
+) -> Iterator[tuple[_Work, SealedChunk]]:
+    """Seal chunks in order, at most 2 chunks per worker in flight (bounded memory)."""
+    settings = app.settings
     if workers <= 1:
-        sealer = Sealer(keyring_path)
+        sealer = Sealer(settings.keyring_path, settings.tracking_prefix)
         for chunk in chunks:
-            yield len(chunk), sealer.seal_rows(chunk)
+            work = importer.prepare(chunk)
+            yield work, sealer.seal_rows(work.rows, work.first_counter)
         return
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(str(keyring_path),)) as pool:
-        pending: deque[tuple[int, Any]] = deque()
+    initargs = (str(settings.keyring_path), settings.tracking_prefix)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
+        pending: deque[tuple[_Work, Any]] = deque()
         for chunk in chunks:
-            pending.append((len(chunk), pool.apply_async(_seal_in_worker, (chunk,))))
+            work = importer.prepare(chunk)
+            pending.append(
+                (work, pool.apply_async(_seal_in_worker, (work.rows, work.first_counter)))
+            )
             if len(pending) >= workers * 2:
-                n, result = pending.popleft()
-                yield n, result.get()
+                done, result = pending.popleft()
+                yield done, result.get()
         while pending:
-            n, result = pending.popleft()
-            yield n, result.get()
+            done, result = pending.popleft()
+            yield done, result.get()
 
 
 class _ErrorFile:
@@ -193,46 +274,6 @@ class _ErrorFile:
             self._handle.close()
 
 
-def _store_chunk(app: App, conn: Connection, sealed: list[tuple[int, NewWaybill]]) -> tuple[int, int]:
-    """Store one sealed chunk inside `conn`'s transaction. Returns (stored, duplicates)."""
-    store, vault = app.store, app.vault
-    keys = [(w.merchant, w.order_ref) for _, w in sealed]
-    existing = store.existing_orders(conn, keys)
-    fresh: list[NewWaybill] = []
-    seen: set[tuple[str, str]] = set()
-    for key, (_, waybill) in zip(keys, sealed, strict=True):
-        if key in existing or key in seen:
-            continue
-        seen.add(key)
-        fresh.append(waybill)
-    duplicates = len(sealed) - len(fresh)
-    if not fresh:
-        return 0, duplicates
-    try:
-        store.require_active_keks(conn, [w.kek_id for w in fresh])
-    except KekNotActive:
-        fresh = _rewrap_to_active(app, conn, fresh)
-    counters = store.reserve_counters(conn, app.settings.tracking_prefix, len(fresh))
-    numbers = vault.issue_tracking_numbers(app.settings.tracking_prefix, counters)
-    stored = store.insert_batch(conn, fresh, numbers)
-    return stored, duplicates + (len(fresh) - stored)
-
-
-def _rewrap_to_active(app: App, conn: Connection, batch: list[NewWaybill]) -> list[NewWaybill]:
-    """A rotation started while this batch was sealed: move its keys to the new KEK."""
-    vault = app.vault
-    states = app.store.kek_states()
-    active = next((k for k, s in states.items() if s == "active"), vault.active_kek_id)
-    moved = [
-        replace(w, kek_id=active, wrapped_dek=vault.rewrap(w.uid, w.kek_id, w.wrapped_dek, active))
-        if w.kek_id != active
-        else w
-        for w in batch
-    ]
-    app.store.require_active_keks(conn, [w.kek_id for w in moved])
-    return moved
-
-
 def import_file(
     app: App,
     path: Path,
@@ -241,39 +282,35 @@ def import_file(
     errors_path: Path | None = None,
     workers: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    merchant: str = DEFAULT_MERCHANT,
     progress: Progress | None = None,
 ) -> ImportReport:
     if workers is None:
         workers = min(os.cpu_count() or 1, 4)
     errors = _ErrorFile(errors_path or path.with_name(path.name + ".errors.csv"))
     imported = rejected = duplicates = rows = 0
+    rows_iter = iter_rows(path)  # whole-file problems surface before anything is stored
     app.vault  # noqa: B018 - load the keyring before forking workers
     try:
         with ExitStack() as stack:
             strict_conn = stack.enter_context(app.store.write()) if strict else None
-            for n, (sealed, rejections) in _sealed_chunks(
-                app.settings.keyring_path, _chunks(iter_rows(path), chunk_rows), workers
+            importer = _Importer(app, strict_conn, merchant)
+            for work, (sealed, rejections) in _sealed(
+                app, importer, _chunks(rows_iter, chunk_rows), workers
             ):
-                rows += n
+                rows += work.read
                 rejected += len(rejections)
                 errors.write(rejections)
-                if strict_conn is not None:
-                    if not rejected:
-                        stored, dups = _store_chunk(app, strict_conn, sealed)
-                        imported += stored
-                        duplicates += dups
-                else:
-                    with app.store.write() as conn:
-                        stored, dups = _store_chunk(app, conn, sealed)
+                duplicates += work.duplicates
+                if not (strict and rejected):
+                    stored, skipped = importer.store(sealed)
                     imported += stored
-                    duplicates += dups
+                    duplicates += skipped
                 if progress is not None:
-                    progress(n)
-            if strict_conn is not None and rejected:
+                    progress(work.read)
+            if strict and rejected:
                 # Raising inside the transaction's context rolls everything back.
-                report = ImportReport(0, rejected, 0, rows, errors.path)
-                raise StrictImportFailed(report)
+                raise StrictImportFailed(ImportReport(0, rejected, 0, rows, errors.path))
     finally:
         errors.close()
     return ImportReport(imported, rejected, duplicates, rows, errors.path if errors.used else None)
-

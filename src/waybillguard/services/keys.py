@@ -31,9 +31,10 @@ def rotate(app: App, batch: int = BATCH) -> RotationReport:
         for kek in old_keks:
             store.register_kek(conn, kek, "retiring")
     rewrapped = 0
+    after_id = 0
     while True:
         with store.write() as conn:
-            rows = store.wraps_under(conn, old_keks, batch)
+            rows = store.wraps_under(conn, old_keks, after_id, batch)
             if not rows:
                 for kek in old_keks:
                     store.lock_kek(conn, kek)
@@ -41,7 +42,9 @@ def rotate(app: App, batch: int = BATCH) -> RotationReport:
                     for kek in old_keks:
                         store.set_kek_state(conn, kek, "retired")
                     break
+                after_id = 0  # stragglers written meanwhile: walk again
                 continue
+            after_id = rows[-1].id
             moved = [
                 (r.id, r.kek_id, new_kek, vault.rewrap(r.uid, r.kek_id, r.wrapped_dek, new_kek))
                 for r in rows

@@ -9,8 +9,14 @@ Design points:
 * **Constant memory.** The file is read in blocks of at most
   ``min(max_line_bytes, 1 MiB)`` bytes; a line longer than ``max_line_bytes``
   is never assembled - it is skipped up to its newline and reported as an
-  error row. Memory use is bounded by roughly ``2 * max_line_bytes`` whatever
-  the size of the file or of a line.
+  error row. Memory use stays within a small multiple of
+  ``min(max_line_bytes, 1 MiB) + max_line_bytes`` whatever the size of the
+  file or of a line. (A CSV quote left open swallows the following lines into
+  one record until ``csv``'s field limit of 128 Ki characters ends it as a
+  "malformed CSV" error row; that too is bounded.)
+* **Speed.** Clean blocks are decoded whole and fed to ``csv.reader``
+  through C iterators; JSON Lines go through ``orjson`` with an inlined fast
+  path for the usual row shape. Slow paths only run for faulty blocks.
 * **Encodings.** UTF-8, UTF-8 with BOM and GBK/GB18030 (what Chinese Excel
   writes). The encoding is sniffed from the first 64 KiB; a row that does not
   decode becomes an error row and reading continues.
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import itertools
 import operator
@@ -92,6 +99,14 @@ class InputFormatError(ValueError):
 
 # --------------------------------------------------------------------------
 # header recognition
+
+
+_ADDRESS_PARTS: Final = ("province", "city", "district")
+_ADDRESS_PART_SUFFIXES: Final[dict[str, tuple[str, ...]]] = {
+    "province": ("省", "省份"),
+    "city": ("市", "城市"),
+    "district": ("区", "区县", "县区", "区/县", "县/区"),
+}
 
 
 def _build_header_aliases() -> dict[str, str]:
@@ -169,6 +184,22 @@ def _build_header_aliases() -> dict[str, str]:
         for word in place_words[role]:
             for suffix in address_suffixes:
                 aliases[word + suffix] = f"{role}.address"
+        # Address split over columns (省 / 市 / 区 + 详细地址), joined when read.
+        for word in (*place_words[role], *persons):
+            for part, suffixes in _ADDRESS_PART_SUFFIXES.items():
+                for suffix in suffixes:
+                    aliases[word + suffix] = f"{role}.{part}"
+    for role, english_words in (
+        ("sender", ("sender", "shipper")),
+        ("recipient", ("recipient", "receiver", "consignee")),
+    ):
+        for word in english_words:
+            for part in _ADDRESS_PARTS:
+                aliases[f"{word}_{part}"] = f"{role}.{part}"
+            aliases[f"{word}_county"] = f"{role}.district"
+    # "sender_name" may also be written "SenderName" / "sender name".
+    for alias, key in list(aliases.items()):
+        aliases.setdefault(alias.replace("_", ""), key)
     return aliases
 
 
@@ -177,15 +208,21 @@ _HEADER_ALIASES: Final = _build_header_aliases()
 # Unit annotations of a weight column: "重量(g)", "重量（克）", "weight_kg" …
 _GRAM_UNITS: Final = ("g", "克", "gram", "grams")
 _KILO_UNITS: Final = ("kg", "千克", "公斤")
-_FULLWIDTH: Final = str.maketrans({"（": "(", "）": ")", "【": "(", "】": ")", "［": "(", "］": ")"})
+_FULLWIDTH: Final = str.maketrans(
+    {"（": "(", "）": ")", "【": "(", "】": ")", "［": "(", "］": ")"}
+)
 
 
 def _normalise_header(cell: str) -> str:
     text = cell.replace("\ufeff", "").strip().translate(_FULLWIDTH).lower()
-    text = "".join(text.split())  # drop inner whitespace ("收件人 电话")
-    for ch in ".- ":
+    text = "_".join(text.split())
+    for ch in ".-":
         text = text.replace(ch, "_")
     return text
+
+
+def _lookup_header(text: str) -> str | None:
+    return _HEADER_ALIASES.get(text) or _HEADER_ALIASES.get(text.replace("_", ""))
 
 
 def _split_unit(text: str) -> tuple[str, str | None]:
@@ -196,8 +233,9 @@ def _split_unit(text: str) -> tuple[str, str | None]:
     for unit in _KILO_UNITS:
         if text.endswith(unit) and len(text) > len(unit):
             return text[: -len(unit)].rstrip("_"), unit
-    if text.endswith("克") and len(text) > 1:
-        return text[:-1], "克"
+    for unit in ("克", "g"):
+        if text.endswith(unit) and len(text) > 1:
+            return text[:-1].rstrip("_"), unit
     return text, None
 
 
@@ -209,6 +247,8 @@ class _Header:
     keys: tuple[str, ...]  # field names, in column order of ``indexes``
     indexes: tuple[int, ...]
     kilogram_weight: bool
+    # "sender.address" -> columns of province, city, district to put in front
+    address_parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def _map_header(cells: list[str]) -> _Header:
@@ -218,28 +258,40 @@ def _map_header(cells: list[str]) -> _Header:
         text = _normalise_header(cell)
         if not text:
             continue
-        key = _HEADER_ALIASES.get(text)
+        key = _lookup_header(text)
         unit: str | None = None
         if key is None:
             base, unit = _split_unit(text)
-            key = _HEADER_ALIASES.get(base)
+            key = _lookup_header(base)
             if key is None:
                 continue  # unknown column: ignored
-            if unit is not None and key != "parcel.weight_g":
-                continue
-            if unit is not None and unit not in _GRAM_UNITS and unit not in _KILO_UNITS:
+            if key != "parcel.weight_g":
+                if not text.endswith(")"):
+                    continue  # "商家g" is not a column we know
+                unit = None  # a note such as "收件人(必填)"
+            elif unit not in _GRAM_UNITS and unit not in _KILO_UNITS:
                 raise InputFormatError(
                     f"column {index + 1}: weight unit not understood; use grams or kilograms"
                 )
         if key in found:
-            raise InputFormatError(f"two columns for field {key} (columns {found[key] + 1} "
-                                   f"and {index + 1})")
+            raise InputFormatError(
+                f"two columns for field {key} (columns {found[key] + 1} and {index + 1})"
+            )
         found[key] = index
         if key == "parcel.weight_g" and unit in _KILO_UNITS:
             kilogram = True
+    parts: list[tuple[str, tuple[int, ...]]] = []
+    for role in ("sender", "recipient"):
+        indexes = tuple(
+            found.pop(f"{role}.{part}") for part in _ADDRESS_PARTS if f"{role}.{part}" in found
+        )
+        if indexes:
+            parts.append((f"{role}.address", indexes))
     if not found:
-        raise InputFormatError("no recognisable header row (expected column names such as "
-                               "order_ref, recipient.name or 订单号, 收件人)")
+        raise InputFormatError(
+            "no recognisable header row (expected column names such as "
+            "order_ref, recipient.name or 订单号, 收件人)"
+        )
     missing = [name for name in REQUIRED_CSV_FIELDS if name not in found]
     if missing:
         raise InputFormatError("missing required columns: " + ", ".join(missing))
@@ -249,7 +301,23 @@ def _map_header(cells: list[str]) -> _Header:
         keys=tuple(key for key, _ in ordered),
         indexes=tuple(index for _, index in ordered),
         kilogram_weight=kilogram,
+        address_parts=tuple(parts),
     )
+
+
+def _join_address(
+    fields: dict[str, str], cells: list[str], parts: tuple[tuple[str, tuple[int, ...]], ...]
+) -> None:
+    """Put 省/市/区 columns in front of the detailed address (once each)."""
+    for key, indexes in parts:
+        pieces: list[str] = []
+        for index in indexes:
+            piece = cells[index].strip()
+            if piece and (not pieces or pieces[-1] != piece):  # 北京市 北京市 朝阳区
+                pieces.append(piece)
+        detail = fields.get(key, "")
+        if pieces and not detail.lstrip().startswith(pieces[0]):
+            fields[key] = "".join(pieces) + detail.strip()
 
 
 def _kilograms_to_grams(value: str) -> str:
@@ -272,6 +340,7 @@ class _Encoding:
     codec: str  # name for bytes.decode
     label: str  # name in error messages
     skip: int  # BOM length
+    newline: bytes = b"\n"  # b"\r" for classic Mac files ("CSV (Macintosh)" in Excel)
 
 
 _UTF8 = _Encoding("utf-8", "UTF-8", 0)
@@ -314,10 +383,12 @@ def _sniff_encoding(sample: bytes, complete: bool) -> _Encoding:
     return _UTF8 if good > bad else _GB18030
 
 
-def _segments(stream: BinaryIO, max_line_bytes: int) -> Iterator[bytes | None]:
+def _segments(
+    stream: BinaryIO, max_line_bytes: int, newline: bytes = b"\n"
+) -> Iterator[bytes | None]:
     """Blocks of complete lines, or None for each line over the limit.
 
-    Every block ends with ``b"\\n"`` except possibly the last one of the file,
+    Every block ends with ``newline`` except possibly the last one of the file,
     and holds no line longer than ``max_line_bytes`` (newline not counted).
     An over-long line is never assembled: its bytes are dropped as they are
     read, up to its newline.
@@ -331,14 +402,14 @@ def _segments(stream: BinaryIO, max_line_bytes: int) -> Iterator[bytes | None]:
         if not chunk:
             break
         if skipping:
-            newline = chunk.find(b"\n")
-            if newline < 0:
+            end = chunk.find(newline)
+            if end < 0:
                 continue
             skipping = False
-            chunk = chunk[newline + 1 :]
+            chunk = chunk[end + 1 :]
             if not chunk:
                 continue
-        first = chunk.find(b"\n")
+        first = chunk.find(newline)
         if first < 0:
             carry += chunk
             if len(carry) > max_line_bytes:
@@ -346,7 +417,7 @@ def _segments(stream: BinaryIO, max_line_bytes: int) -> Iterator[bytes | None]:
                 carry = b""
                 skipping = True
             continue
-        last = chunk.rfind(b"\n")
+        last = chunk.rfind(newline)
         if len(carry) + first > max_line_bytes:
             yield None
             if last > first:
@@ -376,10 +447,15 @@ _NUL_ERROR: Final = ("row", "contains NUL bytes")
 
 _TOP_KEYS: Final = (("order_ref", "order_ref"), ("merchant", "merchant"))
 _GROUPS: Final = (
-    ("sender", (("name", "sender.name"), ("phone", "sender.phone"),
-                ("address", "sender.address"))),
-    ("recipient", (("name", "recipient.name"), ("phone", "recipient.phone"),
-                   ("address", "recipient.address"))),
+    ("sender", (("name", "sender.name"), ("phone", "sender.phone"), ("address", "sender.address"))),
+    (
+        "recipient",
+        (
+            ("name", "recipient.name"),
+            ("phone", "recipient.phone"),
+            ("address", "recipient.address"),
+        ),
+    ),
     ("parcel", (("weight_g", "parcel.weight_g"), ("category", "parcel.category"))),
 )
 
@@ -441,46 +517,19 @@ def _json_error(line: bytes | str, encoding: _Encoding) -> tuple[str, str] | Non
     return ("row", "not valid JSON")
 
 
-def _fast_fields(obj: Any) -> dict[str, str]:
-    """The common case: every field present, strings, weight an int or string.
-
-    Raises KeyError/TypeError for anything else; the caller then falls back
-    to :func:`_flatten`, which handles (and explains) every other shape.
-    """
-    sender = obj["sender"]
-    recipient = obj["recipient"]
-    parcel = obj["parcel"]
-    weight = parcel["weight_g"]
-    if type(weight) is not str:
-        if type(weight) is not int:
-            raise TypeError
-        weight = str(weight)
-    fields = {
-        "order_ref": obj["order_ref"],
-        "merchant": obj["merchant"],
-        "sender.name": sender["name"],
-        "sender.phone": sender["phone"],
-        "sender.address": sender["address"],
-        "recipient.name": recipient["name"],
-        "recipient.phone": recipient["phone"],
-        "recipient.address": recipient["address"],
-        "parcel.weight_g": weight,
-        "parcel.category": parcel["category"],
-    }
-    "".join(fields.values())  # TypeError unless every value is a str
-    return fields
-
-
 def _jsonl_lines(body: bytes, encoding: _Encoding) -> list[bytes] | list[str | None]:
     """Split a block into lines; decode them unless UTF-8 (None: undecodable)."""
     if encoding.codec == "utf-8":
-        return body.split(b"\n")
+        return body.split(encoding.newline)
+    decoded: list[str | None]
     try:
-        return list(body.decode(encoding.codec).split("\n"))
+        decoded = list(body.decode(encoding.codec).split(encoding.newline.decode()))
     except UnicodeDecodeError:
         pass
-    decoded: list[str | None] = []
-    for line in body.split(b"\n"):
+    else:
+        return decoded
+    decoded = []
+    for line in body.split(encoding.newline):
         try:
             decoded.append(line.decode(encoding.codec))
         except UnicodeDecodeError:
@@ -491,17 +540,17 @@ def _jsonl_lines(body: bytes, encoding: _Encoding) -> list[bytes] | list[str | N
 def _iter_jsonl(path: Path, encoding: _Encoding, max_line_bytes: int) -> Iterator[RawRow]:
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    fast = _fast_fields
+    join = "".join
     new_row = RawRow
     row = 0
     with path.open("rb", buffering=0) as stream:
         stream.seek(encoding.skip)
-        for block in _segments(stream, max_line_bytes):  # type: ignore[arg-type]
+        for block in _segments(stream, max_line_bytes, encoding.newline):
             if block is None:
                 row += 1
                 yield new_row(row, {}, _too_long(max_line_bytes))
                 continue
-            body = block[:-1] if block.endswith(b"\n") else block
+            body = block[:-1] if block.endswith(encoding.newline) else block
             for line in _jsonl_lines(body, encoding):
                 row += 1
                 if line is None:
@@ -514,14 +563,41 @@ def _iter_jsonl(path: Path, encoding: _Encoding, max_line_bytes: int) -> Iterato
                     if error is not None:
                         yield new_row(row, {}, error)
                     continue
+                # The common shape: every field present, strings, weight an int or
+                # a string. Anything else raises KeyError/TypeError and goes to
+                # _flatten, which handles (and explains) every other shape.
                 try:
-                    fields = fast(obj)
+                    sender = obj["sender"]
+                    recipient = obj["recipient"]
+                    parcel = obj["parcel"]
+                    weight = parcel["weight_g"]
+                    if type(weight) is not str:
+                        if type(weight) is not int:
+                            raise TypeError
+                        weight = str(weight)
+                    fields = {
+                        "order_ref": obj["order_ref"],
+                        "merchant": obj["merchant"],
+                        "sender.name": sender["name"],
+                        "sender.phone": sender["phone"],
+                        "sender.address": sender["address"],
+                        "recipient.name": recipient["name"],
+                        "recipient.phone": recipient["phone"],
+                        "recipient.address": recipient["address"],
+                        "parcel.weight_g": weight,
+                        "parcel.category": parcel["category"],
+                    }
+                    text = join(fields.values())  # TypeError unless all values are str
                 except (KeyError, TypeError):
                     try:
                         fields = _flatten(obj)
                     except _ShapeError as exc:
                         yield new_row(row, {}, (exc.field, exc.reason))
                         continue
+                    text = join(fields.values())
+                if "\x00" in text:  # "\u0000" escapes: NUL, as in a CSV file
+                    yield new_row(row, {}, _NUL_ERROR)
+                    continue
                 yield new_row(row, fields, None)
 
 
@@ -548,8 +624,9 @@ class _LineFeed:
 
     __slots__ = ("encoding", "max_line_bytes", "problem", "segments")
 
-    def __init__(self, segments: Iterator[bytes | None], encoding: _Encoding,
-                 max_line_bytes: int) -> None:
+    def __init__(
+        self, segments: Iterator[bytes | None], encoding: _Encoding, max_line_bytes: int
+    ) -> None:
         self.segments = segments
         self.encoding = encoding
         self.max_line_bytes = max_line_bytes
@@ -605,12 +682,13 @@ def _inspect_csv(sample: bytes, encoding: _Encoding) -> tuple[str, _Header]:
     raise InputFormatError("no recognisable header row")
 
 
-def _iter_csv(path: Path, encoding: _Encoding, delimiter: str, max_line_bytes: int
-              ) -> Iterator[RawRow]:
+def _iter_csv(
+    path: Path, encoding: _Encoding, delimiter: str, max_line_bytes: int
+) -> Iterator[RawRow]:
     with path.open("rb", buffering=0) as stream:
         stream.seek(encoding.skip)
-        feed = _LineFeed(_segments(stream, max_line_bytes), encoding,  # type: ignore[arg-type]
-                         max_line_bytes)
+        segments = _segments(stream, max_line_bytes, encoding.newline)
+        feed = _LineFeed(segments, encoding, max_line_bytes)
         yield from _csv_records(feed, delimiter)
 
 
@@ -629,34 +707,35 @@ def _csv_records(feed: _LineFeed, delimiter: str) -> Iterator[RawRow]:
     keys = header.keys
     pick = None if header.indexes == tuple(range(width)) else operator.itemgetter(*header.indexes)
     kilogram = header.kilogram_weight
+    address_parts = header.address_parts
     new_row = RawRow
     row = 0
     while True:
         try:
-            cells = next(reader)
-        except StopIteration:
+            for cells in reader:
+                row += 1
+                if feed.problem is not None:
+                    problem, feed.problem = feed.problem, None
+                    yield new_row(row, {}, problem)
+                    continue
+                if len(cells) != width:
+                    if not any(cell.strip() for cell in cells):
+                        continue  # blank line
+                    yield new_row(row, {}, ("row", f"expected {width} columns, found {len(cells)}"))
+                    continue
+                if not cells[0] and not any(cells):
+                    continue  # a record of empty cells, as spreadsheets write for blank rows
+                fields = dict(zip(keys, cells if pick is None else pick(cells)))  # noqa: B905
+                if kilogram and "parcel.weight_g" in fields:
+                    fields["parcel.weight_g"] = _kilograms_to_grams(fields["parcel.weight_g"])
+                if address_parts:
+                    _join_address(fields, cells, address_parts)
+                yield new_row(row, fields, None)
             return
-        except csv.Error:
+        except csv.Error:  # the reader resets itself and goes on with the next line
             row += 1
             feed.problem = None
             yield new_row(row, {}, ("row", "malformed CSV (unbalanced quotes or oversized field)"))
-            continue
-        row += 1
-        if feed.problem is not None:
-            problem, feed.problem = feed.problem, None
-            yield new_row(row, {}, problem)
-            continue
-        if len(cells) != width:
-            if not any(cell.strip() for cell in cells):
-                continue  # blank line
-            yield new_row(row, {}, ("row", f"expected {width} columns, found {len(cells)}"))
-            continue
-        if not cells[0] and not any(cells):
-            continue  # a record of empty cells, as spreadsheets write for blank rows
-        fields = dict(zip(keys, cells if pick is None else pick(cells)))  # noqa: B905
-        if kilogram and "parcel.weight_g" in fields:
-            fields["parcel.weight_g"] = _kilograms_to_grams(fields["parcel.weight_g"])
-        yield new_row(row, fields, None)
 
 
 # --------------------------------------------------------------------------
@@ -688,6 +767,8 @@ def iter_rows(path: Path, *, max_line_bytes: int = 65536) -> Iterator[RawRow]:
         sample = stream.read(_SNIFF_BYTES)
         complete = len(sample) < _SNIFF_BYTES or not stream.read(1)
     encoding = _sniff_encoding(sample, complete)
+    if b"\n" not in sample and b"\r" in sample:
+        encoding = dataclasses.replace(encoding, newline=b"\r")
     if kind == "csv":
         delimiter, _ = _inspect_csv(sample, encoding)
         return _iter_csv(path, encoding, delimiter, max_line_bytes)
@@ -706,20 +787,25 @@ def count_rows_fast(path: Path) -> int | None:
     except InputFormatError:
         return None
     lines = 0
-    last = b"\n"
+    newline = b"\n"
+    last = newline
     try:
+        if not path.is_file():  # a pipe cannot be read twice
+            return None
         with path.open("rb", buffering=0) as stream:
-            if not path.is_file():
-                return None
+            first = True
             while True:
                 chunk = stream.read(_MAX_BLOCK)
                 if not chunk:
                     break
-                lines += chunk.count(b"\n")
+                if first and b"\n" not in chunk and b"\r" in chunk:
+                    newline = b"\r"
+                first = False
+                lines += chunk.count(newline)
                 last = chunk[-1:]
     except OSError:
         return None
-    if last != b"\n":
+    if last != newline:
         lines += 1
     if kind == "csv":
         lines = max(0, lines - 1)

@@ -40,7 +40,9 @@ def masked_view(w: StoredWaybill, events: list[StoredEvent] | None = None) -> di
         "shredded": w.shredded_at is not None,
     }
     if events is not None:
-        history = [{"status": Status.CREATED.value, "at": w.created_at.isoformat(), "actor": "import"}]
+        history: list[dict[str, Any]] = [
+            {"status": Status.CREATED.value, "at": w.created_at.isoformat(), "actor": "import"}
+        ]
         history += [
             {"status": e.status, "at": e.at.isoformat(), "actor": e.actor, "note": e.note}
             for e in events
@@ -65,7 +67,7 @@ def show(app: App, number: str) -> dict[str, Any]:
 
 def list_waybills(app: App, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
     limit = max(1, min(limit, MAX_LIST))
-    return [masked_view(w) for w in app.store.list(limit, after_id)]
+    return [masked_view(w) for w in app.store.page(limit, after_id)]
 
 
 def record_event(

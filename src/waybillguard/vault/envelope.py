@@ -60,9 +60,7 @@ def _wrap_context(uid: bytes) -> bytes:
     return uid
 
 
-def seal_fields(
-    provider: KeyProvider, uid: bytes, fields: Mapping[str, str]
-) -> SealedFields:
+def seal_fields(provider: KeyProvider, uid: bytes, fields: Mapping[str, str]) -> SealedFields:
     dek = os.urandom(DEK_BYTES)
     aead = AESGCM(dek)
     nonces = os.urandom(NONCE_BYTES * len(fields))
@@ -96,9 +94,7 @@ def open_fields(
     for field in wanted:
         blob = ciphertexts[field]
         try:
-            plain = aead.decrypt(
-                blob[:NONCE_BYTES], blob[NONCE_BYTES:], _field_ad(uid, field)
-            )
+            plain = aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], _field_ad(uid, field))
         except InvalidTag:
             raise DecryptionError(f"{field} failed authentication") from None
         opened[field] = plain.decode("utf-8")

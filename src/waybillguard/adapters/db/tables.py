@@ -44,7 +44,7 @@ waybills = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     # Random 128-bit identity bound into every ciphertext's associated data.
-    Column("uid", LargeBinary(16), nullable=False, unique=True),
+    Column("uid", LargeBinary(16), nullable=False),
     Column("tracking_number", String(15), nullable=False, unique=True),
     Column("merchant", String(64), nullable=False),
     Column("order_ref", String(64), nullable=False),
@@ -55,7 +55,7 @@ waybills = Table(
     Column("destination_adcode", String(6), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("kek_id", String(32), nullable=True, index=True),
+    Column("kek_id", String(32), nullable=True),
     Column("wrapped_dek", LargeBinary, nullable=True),
     Column("shredded_at", DateTime(timezone=True), nullable=True),
     *(Column(name, LargeBinary, nullable=True) for name in CT_COLUMNS.values()),
@@ -63,6 +63,29 @@ waybills = Table(
     *(Column(name, LargeBinary(16), nullable=True, index=True) for name in BLIND_INDEX_COLUMNS),
     UniqueConstraint("merchant", "order_ref", name="uq_waybills_merchant_order"),
 )
+
+# Column order of the bulk insert used by import (see WaybillStore.insert_rows):
+# the importer's workers build tuples in this order up to the blind indexes; the
+# store appends status and timestamps.
+INSERT_COLUMNS = (
+    "uid",
+    "tracking_number",
+    "merchant",
+    "order_ref",
+    "weight_g",
+    "category",
+    "origin_adcode",
+    "destination_adcode",
+    "kek_id",
+    "wrapped_dek",
+    *CT_COLUMNS.values(),
+    *MASK_COLUMNS.values(),
+    *BLIND_INDEX_COLUMNS,
+    "status",
+    "created_at",
+    "updated_at",
+)
+UID_POS, KEK_POS, WRAP_POS = 0, 8, 9
 
 waybill_events = Table(
     "waybill_events",
