@@ -61,9 +61,9 @@ def _wrap_context(uid: bytes) -> bytes:
 
 
 def seal_fields(provider: KeyProvider, uid: bytes, fields: Mapping[str, str]) -> SealedFields:
-    dek = os.urandom(DEK_BYTES)
+    randomness = os.urandom(DEK_BYTES + NONCE_BYTES * len(fields))
+    dek, nonces = randomness[:DEK_BYTES], randomness[DEK_BYTES:]
     aead = AESGCM(dek)
-    nonces = os.urandom(NONCE_BYTES * len(fields))
     ciphertexts: dict[str, bytes] = {}
     for i, (field, value) in enumerate(fields.items()):
         nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
+    or_,
     select,
     text,
     update,
@@ -256,7 +257,10 @@ class WaybillStore:
         return f"INSERT INTO waybills ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
 
     def _datetime_param(self, value: datetime) -> Any:
-        processor = waybills.c.created_at.type.bind_processor(self.engine.dialect)
+        """The value the driver would receive from a Core insert (SQLite: SQLAlchemy's
+        text format), computed once per batch instead of once per row."""
+        dialect = self.engine.dialect
+        processor = waybills.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
         return processor(value) if processor else value
 
     # -- key-encryption keys -------------------------------------------------------
@@ -360,17 +364,24 @@ class WaybillStore:
         with self.read() as conn:
             return int(conn.execute(select(func.count()).select_from(waybills)).scalar_one())
 
-    def find_by_blind_index(self, column: str, value: bytes, limit: int = 100) -> list[str]:
-        if column not in BLIND_INDEX_COLUMNS:
-            raise ValueError("unknown blind index")
+    def find_by_phone_index(
+        self, phone_index: bytes, name_phone_index: bytes | None = None, limit: int = 100
+    ) -> list[StoredWaybill]:
+        """Waybills where a party has this phone (and, if given, this name+phone)."""
+        sender = waybills.c.bi_sender_phone == phone_index
+        recipient = waybills.c.bi_recipient_phone == phone_index
+        if name_phone_index is not None:
+            sender = and_(sender, waybills.c.bi_sender_name_phone == name_phone_index)
+            recipient = and_(recipient, waybills.c.bi_recipient_name_phone == name_phone_index)
         with self.read() as conn:
             rows = conn.execute(
-                select(waybills.c.tracking_number)
-                .where(waybills.c[column] == value)
+                select(*_VIEW_COLUMNS)
+                .select_from(_VIEW_FROM)
+                .where(or_(sender, recipient))
                 .order_by(waybills.c.id)
                 .limit(limit)
             )
-            return [r[0] for r in rows]
+            return [_view(r) for r in rows]
 
     def sealed(self, tracking_number: str) -> SealedRow | None:
         columns = [waybills.c.uid, waybills.c.kek_id, waybills.c.wrapped_dek] + [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -77,21 +78,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("waybills", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_waybills_bi_recipient_name_phone"),
-            ["bi_recipient_name_phone"],
-            unique=False,
-        )
-        batch_op.create_index(
             batch_op.f("ix_waybills_bi_recipient_phone"), ["bi_recipient_phone"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_waybills_bi_sender_name_phone"), ["bi_sender_name_phone"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_waybills_bi_sender_phone"), ["bi_sender_phone"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_waybills_destination_adcode"), ["destination_adcode"], unique=False
         )
 
     op.create_table(
@@ -121,11 +111,8 @@ def downgrade() -> None:
 
     op.drop_table("waybill_events")
     with op.batch_alter_table("waybills", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_waybills_destination_adcode"))
         batch_op.drop_index(batch_op.f("ix_waybills_bi_sender_phone"))
-        batch_op.drop_index(batch_op.f("ix_waybills_bi_sender_name_phone"))
         batch_op.drop_index(batch_op.f("ix_waybills_bi_recipient_phone"))
-        batch_op.drop_index(batch_op.f("ix_waybills_bi_recipient_name_phone"))
 
     op.drop_table("waybills")
     op.drop_table("tracking_counters")
