@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres import PostgresServer, start_server
 from waybillguard.config import DATABASE_FILE, Settings
 from waybillguard.services.app import App, initialise, open_app
 
@@ -28,11 +29,36 @@ def make_settings(home: Path, database_url: str | None = None) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    s = make_settings(tmp_path / "home")
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    url = None
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database()
+    s = make_settings(tmp_path / "home", url)
     initialise(s)
     return s
+
+
+def storage_files(app: App, request: pytest.FixtureRequest) -> list[Path]:
+    """The raw files that hold this app's database: SQLite file + WAL, or PostgreSQL's
+    heap/index files of the database plus its WAL (after a checkpoint)."""
+    if app.settings.uses_embedded_database:
+        app.store.flush_to_main_file()
+        return database_files(app.settings.home)
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.database_files(app.settings.database_url)
 
 
 @pytest.fixture
@@ -95,23 +121,51 @@ def seeded_pii(jsonl: Path) -> set[str]:
     return values
 
 
+# Characters personal values are made of; anything else cannot be inside a needle.
+_RUN = re.compile(r"[0-9A-Za-z\u3400-\u9fff\U00020000-\U0003ffff·\-' .]{2,}")
+
+
 def scan_text(text: str, needles: set[str]) -> list[str]:
-    """Which needles occur in text (indexed by their first two characters: one pass)."""
+    """Which needles occur in text: runs of name/phone/address characters are found by a
+    regex (C speed), then matched against the needles indexed by their first two
+    characters."""
     by_prefix: dict[str, list[str]] = defaultdict(list)
     for needle in needles:
         by_prefix[needle[:2]].append(needle)
     found: set[str] = set()
     get = by_prefix.get
-    for i in range(len(text) - 1):
-        candidates = get(text[i : i + 2])
-        if candidates:
-            found.update(n for n in candidates if text.startswith(n, i))
+    for match in _RUN.finditer(text):
+        run = match.group(0)
+        for i in range(len(run) - 1):
+            candidates = get(run[i : i + 2])
+            if candidates:
+                found.update(n for n in candidates if run.startswith(n, i))
     return sorted(found)
 
 
 def scan_bytes(blob: bytes, needles: set[str]) -> list[str]:
     """Needles in raw bytes stored as UTF-8 (how SQLite and PostgreSQL store text)."""
     return scan_text(blob.decode("utf-8", errors="replace"), needles)
+
+
+def clear_corpus_of(app: App) -> str:
+    """clear_corpus for any backend, read through SQLAlchemy."""
+    from sqlalchemy import text
+
+    from waybillguard.adapters.divisions import load_divisions
+
+    table = load_divisions()
+    parts = [d.name for d in table.districts()] + [d.name for d in table.provinces()]
+    with app.engine.connect() as conn:
+        for row in conn.execute(
+            text(
+                "SELECT merchant, order_ref, category, mask_sender_name, mask_sender_phone, "
+                "mask_sender_address, mask_recipient_name, mask_recipient_phone, "
+                "mask_recipient_address FROM waybills"
+            )
+        ):
+            parts.extend(str(v) for v in row if v is not None)
+    return "|".join(parts)
 
 
 def clear_corpus(db_path: Path) -> str:

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import (
-    clear_corpus,
-    database_files,
+    clear_corpus_of,
     leaked,
     row_pii,
     scan_text,
     seeded_pii,
     seeded_rows,
+    storage_files,
 )
-from waybillguard.config import DATABASE_FILE
 from waybillguard.services import keys, shredding, waybills
 from waybillguard.services.app import App
 from waybillguard.services.importer import StrictImportFailed, import_file
 from waybillguard.services.synth import write_synth
-from waybillguard.vault import DecryptionError, RevealGrant, SealedRecord
+from waybillguard.vault import DecryptionError, KeyringError, RevealGrant, SealedRecord
 
 ALL_FIELDS = frozenset(
     f"{r}.{a}" for r in ("sender", "recipient") for a in ("name", "phone", "address")
@@ -47,13 +46,14 @@ def synth_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_import_stores_only_ciphertext(app: App, synth_file: Path) -> None:
+def test_import_stores_only_ciphertext(
+    app: App, synth_file: Path, request: pytest.FixtureRequest
+) -> None:
     report = import_file(app, synth_file, workers=2, chunk_rows=100)
     assert (report.imported, report.rejected, report.errors_file) == (600, 0, None)
-    app.store.flush_to_main_file()
-    blob = b"".join(p.read_bytes() for p in database_files(app.settings.home))
-    corpus = clear_corpus(app.settings.home / DATABASE_FILE)
-    assert leaked(blob, seeded_pii(synth_file), corpus) == []
+    blob = b"".join(p.read_bytes() for p in storage_files(app, request))
+    assert len(blob) > 100_000
+    assert leaked(blob, seeded_pii(synth_file), clear_corpus_of(app)) == []
 
 
 def test_decrypted_fields_match_the_source(app: App, synth_file: Path) -> None:
@@ -159,23 +159,21 @@ def test_import_after_rotation_uses_new_key(app: App, synth_file: Path, tmp_path
 def test_swapped_ciphertexts_in_the_database_fail(app: App, synth_file: Path) -> None:
     import_file(app, synth_file, workers=1)
     a, b = all_numbers(app)[:2]
-    db = sqlite3.connect(app.settings.home / DATABASE_FILE)
-    ct_a = db.execute(
-        "SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (a,)
-    ).fetchone()[0]
-    ct_b = db.execute(
-        "SELECT ct_recipient_phone FROM waybills WHERE tracking_number=?", (b,)
-    ).fetchone()[0]
-    db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_b, a))
-    db.execute("UPDATE waybills SET ct_recipient_phone=? WHERE tracking_number=?", (ct_a, b))
-    db.commit()
-    db.close()
+    select_ct = text("SELECT ct_recipient_phone FROM waybills WHERE tracking_number = :n")
+    update_ct = text("UPDATE waybills SET ct_recipient_phone = :ct WHERE tracking_number = :n")
+    with app.engine.begin() as conn:  # an insider with database access swaps two cells
+        ct_a = conn.execute(select_ct, {"n": a}).scalar_one()
+        ct_b = conn.execute(select_ct, {"n": b}).scalar_one()
+        conn.execute(update_ct, {"ct": ct_b, "n": a})
+        conn.execute(update_ct, {"ct": ct_a, "n": b})
     for number in (a, b):
         with pytest.raises(DecryptionError):
             reveal_all(app, number)
 
 
-def test_shred_destroys_key_and_leaves_no_trace(app: App, synth_file: Path) -> None:
+def test_shred_destroys_key_and_leaves_no_trace(
+    app: App, synth_file: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     import_file(app, synth_file, workers=1)
     target, other = all_numbers(app)[:2]
     sealed = app.store.sealed(target)
@@ -184,11 +182,17 @@ def test_shred_destroys_key_and_leaves_no_trace(app: App, synth_file: Path) -> N
     plain = reveal_all(app, target)
     report = shredding.shred(app, [target, "WG0000000000000"])
     assert report.shredded == [target] and report.not_found == ["WG0000000000000"]
-    blob = b"".join(p.read_bytes() for p in database_files(app.settings.home))
-    for secret in secrets_of_target:
-        assert secret not in blob
+    blob = b"".join(p.read_bytes() for p in storage_files(app, request))
     for value in plain.values():
         assert value.encode("utf-8") not in blob
+    if backend == "sqlite":  # secure_delete + WAL truncation: not even the ciphertext is left
+        for secret in secrets_of_target:
+            assert secret not in blob
+    # Final against any copy (PostgreSQL dead tuples, WAL, backups): once the key that
+    # wrapped the destroyed data key is rotated away, no key in the keyring opens it.
+    keys.rotate(app)
+    with pytest.raises(KeyringError):
+        app.vault.rewrap(sealed.uid, sealed.kek_id, sealed.wrapped_dek, app.vault.active_kek_id)
     view = waybills.show(app, target)
     assert view["shredded"] is True and view["status"] == "created"
     assert view["destination_adcode"]  # routing data stays

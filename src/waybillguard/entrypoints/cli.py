@@ -18,11 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from waybillguard.config import ConfigError, Settings, load_settings
+from waybillguard.domain.errors import FieldError
 from waybillguard.domain.lifecycle import IllegalTransition
 from waybillguard.domain.parcel import CATEGORIES
 from waybillguard.domain.tracking import TrackingSpaceExhausted
 from waybillguard.services import bench as bench_service
 from waybillguard.services import importer, keys, shredding, tracking, waybills
+from waybillguard.services import lookup as lookup_service
 from waybillguard.services.app import App, NotInitialised, initialise, open_app
 from waybillguard.services.readers import InputFormatError, count_rows_fast
 from waybillguard.services.synth import write_synth
@@ -272,6 +274,44 @@ def event(
         _emit_json(result)
     else:
         out.print(f"{result['tracking_number']}: {result['from']} → {result['status']}")
+
+
+@app.command()
+def lookup(
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    with_name: Annotated[
+        bool, typer.Option("--with-name", help="Second stdin line is the party's name.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=lookup_service.MAX_RESULTS)] = 20,
+) -> None:
+    """按电话查询（脱敏）/ Find waybills by phone (and name) via blind index; masked results.
+
+    The phone (and name) are read from standard input, never from arguments, so they
+    stay out of shell history and process listings.
+    """
+    lines = sys.stdin.read().splitlines()
+    if not lines or (with_name and len(lines) < 2):
+        _fail("expected the phone on the first stdin line (and the name on the second)", 2)
+    with _open(home) as application:
+        try:
+            found = lookup_service.by_phone(
+                application, lines[0], lines[1] if with_name else None, limit
+            )
+        except FieldError as exc:
+            _fail(f"{exc.field}: {exc.reason}", 2, as_json=json)
+    if json:
+        _emit_json(found)
+        return
+    table = Table("运单号 tracking", "状态 status", "寄件人 sender", "收件人 recipient")
+    for r in found:
+        table.add_row(
+            r["tracking_number"],
+            r["status"],
+            f"{r['sender']['name']} {r['sender']['phone']}",
+            f"{r['recipient']['name']} {r['recipient']['phone']}",
+        )
+    out.print(table)
 
 
 @app.command()

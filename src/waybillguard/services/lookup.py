@@ -1,0 +1,30 @@
+"""Exact lookup by phone, or by name + phone, through the blind indexes.
+
+The caller's phone and name are validated and normalised exactly as at import,
+turned into keyed blind indexes by the vault, and matched without decrypting
+anything. Results are masked views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from waybillguard.domain.person_name import parse_name
+from waybillguard.domain.phone import parse_phone
+from waybillguard.services.app import App
+from waybillguard.services.waybills import masked_view
+
+MAX_RESULTS = 100
+
+
+def by_phone(
+    app: App, phone: str, name: str | None = None, limit: int = MAX_RESULTS
+) -> list[dict[str, Any]]:
+    parsed_phone = parse_phone(phone, "phone")
+    phone_index = app.vault.index_phone(parsed_phone.e164)
+    name_index = None
+    if name is not None:
+        parsed_name = parse_name(name, "name")
+        name_index = app.vault.index_name_phone(parsed_name.value, parsed_phone.e164)
+    found = app.store.find_by_phone_index(phone_index, name_index, max(1, min(limit, MAX_RESULTS)))
+    return [masked_view(w) for w in found]
