@@ -106,6 +106,21 @@ def _pattern(desc: PhoneNumberDesc | None) -> str | None:
     return str(desc.national_number_pattern)
 
 
+def _patterns_ranked_before_mobile(metadata: PhoneMetadata) -> list[str]:
+    """Patterns of the number types phonenumbers.number_type tests before fixed/mobile."""
+    descs = (
+        metadata.premium_rate,
+        metadata.toll_free,
+        metadata.shared_cost,
+        metadata.voip,
+        metadata.personal_number,
+        metadata.pager,
+        metadata.uan,
+        metadata.voicemail,
+    )
+    return [p for p in map(_pattern, descs) if p is not None]
+
+
 def _compile_fast_mobile(metadata: PhoneMetadata) -> re.Pattern[str] | None:
     """One regex that says "valid CN mobile" exactly as phonenumbers would, for 11 digits.
 
@@ -122,20 +137,7 @@ def _compile_fast_mobile(metadata: PhoneMetadata) -> re.Pattern[str] | None:
         return None
     if 11 not in (metadata.mobile.possible_length or ()):  # pragma: no cover - plan changed
         return None
-    earlier = [
-        p
-        for p in (
-            _pattern(metadata.premium_rate),
-            _pattern(metadata.toll_free),
-            _pattern(metadata.shared_cost),
-            _pattern(metadata.voip),
-            _pattern(metadata.personal_number),
-            _pattern(metadata.pager),
-            _pattern(metadata.uan),
-            _pattern(metadata.voicemail),
-        )
-        if p is not None
-    ]
+    earlier = _patterns_ranked_before_mobile(metadata)
     exclude = f"(?!(?:{'|'.join(earlier)})\\Z)" if earlier else ""
     # Mobile first: it rejects most non-mobiles after a character or two.
     return re.compile(f"(?=(?:{mobile})\\Z)(?=(?:{general})\\Z){exclude}")
@@ -150,21 +152,7 @@ def _compile_fast_landline(metadata: PhoneMetadata) -> re.Pattern[str] | None:
     mobile = _pattern(metadata.mobile)
     if general is None or fixed is None or mobile is None:  # pragma: no cover
         return None
-    earlier = [
-        p
-        for p in (
-            _pattern(metadata.premium_rate),
-            _pattern(metadata.toll_free),
-            _pattern(metadata.shared_cost),
-            _pattern(metadata.voip),
-            _pattern(metadata.personal_number),
-            _pattern(metadata.pager),
-            _pattern(metadata.uan),
-            _pattern(metadata.voicemail),
-            mobile,
-        )
-        if p is not None
-    ]
+    earlier = [*_patterns_ranked_before_mobile(metadata), mobile]
     exclude = f"(?!(?:{'|'.join(earlier)})\\Z)"
     return re.compile(f"(?=(?:{fixed})\\Z)(?=(?:{general})\\Z){exclude}")
 

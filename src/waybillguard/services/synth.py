@@ -42,6 +42,7 @@ from statistics import NormalDist
 from typing import Any, Final, Literal
 
 from waybillguard.adapters.divisions import load_divisions
+from waybillguard.services.readers import FIELDS
 
 __all__ = [
     "CSV_HEADERS_EN",
@@ -51,18 +52,7 @@ __all__ = [
     "write_synth",
 ]
 
-CSV_HEADERS_EN: Final = (
-    "order_ref",
-    "merchant",
-    "sender.name",
-    "sender.phone",
-    "sender.address",
-    "recipient.name",
-    "recipient.phone",
-    "recipient.address",
-    "parcel.weight_g",
-    "parcel.category",
-)
+CSV_HEADERS_EN: Final = FIELDS
 CSV_HEADERS_ZH: Final = (
     "订单号",
     "商家",
