@@ -258,3 +258,19 @@ def test_bad_arguments(tmp_path: Path) -> None:
         write_synth(tmp_path / "x.csv", -1, seed=1)
     assert not (tmp_path / "x.csv").exists()
     assert list(synth_rows(0, 1)) == []
+
+
+def test_every_landline_the_generator_can_produce_is_valid() -> None:
+    """Each hub's area code with every leading 3 digits of the subscriber range (a 1M-row
+    run once hit the reserved 800xxxxx block)."""
+    import phonenumbers
+
+    from waybillguard.services import synth
+
+    first, span = synth._LANDLINE_FIRST, synth._LANDLINE_SPAN
+    for _adcode, area in synth._HUBS:
+        for lead in range(first // 100_000, (first + span) // 100_000):
+            for tail in (0, 99_999):
+                number = f"{area}-{lead * 100_000 + tail}"
+                parsed = phonenumbers.parse(number, "CN")
+                assert phonenumbers.is_valid_number(parsed), "invalid synthetic landline"

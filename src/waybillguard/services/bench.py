@@ -9,6 +9,7 @@ indexes, masks, constraints and indexes) keeps.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import resource
@@ -22,7 +23,7 @@ from typing import Any
 from waybillguard.adapters.db.engine import SQLITE_PRAGMAS
 from waybillguard.config import DATABASE_FILE, Settings
 from waybillguard.services.app import initialise, open_app
-from waybillguard.services.importer import import_file
+from waybillguard.services.importer import Sealer, import_file
 from waybillguard.services.readers import iter_rows
 from waybillguard.services.synth import write_synth
 from waybillguard.vault import throwaway_sealer
@@ -71,6 +72,43 @@ def _peak_rss_mb(workers: int) -> dict[str, float]:
     }
 
 
+def _stage_costs(source: Path, tmp: Path, sample: int = 10_000) -> dict[str, float]:
+    """Single-process cost of each stage on the first `sample` rows, in µs per row:
+    where the time goes, so the end-to-end figure can be explained."""
+    home = tmp / "stages"
+    settings = Settings(
+        home=home, database_url=f"sqlite:///{home / DATABASE_FILE}", tracking_prefix="WG"
+    )
+    initialise(settings)
+    sealer = Sealer(settings.keyring_path, "WG")
+    started = time.perf_counter()
+    rows = list(itertools.islice(iter_rows(source), sample))
+    read = time.perf_counter() - started
+    n = len(rows)
+    started = time.perf_counter()
+    orders = [sealer.validator.validate(r.fields) for r in rows]
+    validate = time.perf_counter() - started
+    started = time.perf_counter()
+    numbers = sealer.vault.issue_tracking_numbers("WG", list(range(n)))
+    number = time.perf_counter() - started
+    started = time.perf_counter()
+    sealed = [sealer.row_for(o, t) for o, t in zip(orders, numbers, strict=True)]
+    seal = time.perf_counter() - started
+    with open_app(settings) as app:
+        started = time.perf_counter()
+        for i in range(0, n, 2000):
+            with app.store.write() as conn:
+                app.store.insert_rows(conn, sealed[i : i + 2000])
+        store = time.perf_counter() - started
+    return {
+        "read_parse": round(read / n * 1e6, 1),
+        "validate": round(validate / n * 1e6, 1),
+        "number": round(number / n * 1e6, 1),
+        "mask_seal_index": round(seal / n * 1e6, 1),
+        "insert": round(store / n * 1e6, 1),
+    }
+
+
 def ingest(
     count: int, *, seed: int = 7, workers: int | None = None, log: Log = print
 ) -> dict[str, Any]:
@@ -93,6 +131,8 @@ def ingest(
         rss = _peak_rss_mb(workers)
         log("measuring the raw limit on the same rows …")
         limit_rows, limit_elapsed = _raw_limit(source, tmp / "limit.db")
+        log("measuring each stage on a sample …")
+        stages = _stage_costs(source, tmp)
     per_s = report.imported / elapsed
     limit_per_s = limit_rows / limit_elapsed
     return {
@@ -106,6 +146,7 @@ def ingest(
         "ratio_to_limit": round(per_s / limit_per_s, 3),
         "peak_rss_mb": rss["total_upper_bound"],
         "rss_mb": rss,
+        "stage_us_per_row_single_process": stages,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -364,7 +364,7 @@ _PROVINCE_WEIGHTS: Final = {
 }
 
 # Merchants' home cities: (city adcode, landline area code). Every area code
-# takes 8-digit local numbers starting 2-8 (checked by the tests).
+# takes 8-digit local numbers 20000000-79999999 (checked by the tests).
 _HUBS: Final = (
     ("330100", "0571"),
     ("440300", "0755"),
@@ -429,6 +429,10 @@ _MERCHANT_SUFFIXES: Final = (
 )
 
 _LANDLINE_SHARE: Final = 0.05
+# 8-digit subscriber numbers 20000000-79999999: 800xxxxx and up include ranges the
+# numbering plan reserves (phonenumbers rejects 010-800xxxxx), found in a 1M-row run.
+_LANDLINE_FIRST: Final = 20_000_000
+_LANDLINE_SPAN: Final = 60_000_000
 _COMPOUND_SHARE: Final = 0.03
 _MINORITY_SHARE: Final = 0.02
 _LATIN_SHARE: Final = 0.01
@@ -751,7 +755,7 @@ def _iter_tuples(count: int, seed: int) -> Iterator[Row]:
         sender_places = hub_places[hub]
         kind = kind_d % 100
         if kind < landline_percent:
-            sender_phone = f"{area_codes[hub]}-{20_000_000 + sph_d % 70_000_000}"
+            sender_phone = f"{area_codes[hub]}-{_LANDLINE_FIRST + sph_d % _LANDLINE_SPAN}"
         else:
             sender_phone = str(prefixes[sph_d % n_prefixes] + sph2_d % 100_000_000)
         if kind_d // 100 % 100 < site_percent:
