@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 the thing asked about is invalid, missing or rejected
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -203,6 +204,19 @@ def _run_import(
 
 # -- masked views ------------------------------------------------------------------------
 _LABELS = {"name": "姓名 name", "phone": "电话 phone", "address": "地址 address"}
+_STATUS_ZH = {
+    "created": "已下单",
+    "picked_up": "已揽收",
+    "in_transit": "运输中",
+    "out_for_delivery": "派送中",
+    "delivered": "已签收",
+    "returned": "已退回",
+    "cancelled": "已取消",
+}
+
+
+def _status(value: str) -> str:
+    return f"{_STATUS_ZH.get(value, '')} {value}".strip()
 
 
 @app.command()
@@ -217,7 +231,7 @@ def show(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
         _emit_json(view)
         return
     table = Table(title=f"运单 Waybill {view['tracking_number']}", show_header=False)
-    table.add_row("状态 status", view["status"])
+    table.add_row("状态 status", _status(view["status"]))
     for role, label in (("sender", "寄件人 sender"), ("recipient", "收件人 recipient")):
         for attr, attr_label in _LABELS.items():
             table.add_row(f"{label} · {attr_label}", view[role][attr])
@@ -228,7 +242,9 @@ def show(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
     table.add_row("商家 merchant / 订单 order", f"{view['merchant']} / {view['order_ref']}")
     table.add_row("包裹 parcel", f"{view['parcel']['weight_g']} g, {view['parcel']['category']}")
     for event in view["events"]:
-        table.add_row("轨迹 event", f"{event['at']}  {event['status']}  ({event['actor']})")
+        table.add_row(
+            "轨迹 event", f"{event['at']}  {_status(event['status'])}  ({event['actor']})"
+        )
     out.print(table)
 
 
@@ -250,7 +266,9 @@ def list_(
     )
     for r in rows:
         rec = r["recipient"]
-        table.add_row(r["tracking_number"], r["status"], rec["name"], rec["phone"], rec["address"])
+        table.add_row(
+            r["tracking_number"], _status(r["status"]), rec["name"], rec["phone"], rec["address"]
+        )
     out.print(table)
 
 
@@ -273,7 +291,9 @@ def event(
     if json:
         _emit_json(result)
     else:
-        out.print(f"{result['tracking_number']}: {result['from']} → {result['status']}")
+        out.print(
+            f"{result['tracking_number']}: {_status(result['from'])} → {_status(result['status'])}"
+        )
 
 
 @app.command()
@@ -431,7 +451,21 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Run the CLI. An unexpected exception is reported by type only: library messages
+    can quote data (a driver's error may echo a value), and personal data must never
+    reach a terminal or a log by that route. WAYBILLGUARD_DEBUG=1 shows the traceback."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if os.environ.get("WAYBILLGUARD_DEBUG") == "1":
+            raise
+        err.print(
+            f"error: internal error ({type(exc).__name__}); rerun with WAYBILLGUARD_DEBUG=1 "
+            "to see the traceback (it may contain data)"
+        )
+        raise SystemExit(70) from None
 
 
 if __name__ == "__main__":
