@@ -76,7 +76,7 @@ class ShreddedError(DecryptionError):
 def initialise_keyring(path: Path) -> bool:
     """Create a keyring at `path` unless one exists. Returns True when created."""
     if path.exists():
-        FileKeyProvider(path)  # validates permissions and format
+        FileKeyProvider(path).add_missing_secrets()  # validates permissions and format
         return False
     FileKeyProvider.create(path)
     return True

@@ -78,7 +78,7 @@ def _now() -> str:
 class FileKeyProvider:
     """Keys in a local JSON file with owner-only permissions."""
 
-    SECRET_PURPOSES = ("blind_index", "tracking")
+    SECRET_PURPOSES = ("blind_index", "tracking", "audit_checkpoint")
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -195,7 +195,18 @@ class FileKeyProvider:
         try:
             return self._secrets[purpose]
         except KeyError:
-            raise KeyringError(f"keyring has no secret for {purpose}") from None
+            raise KeyringError(
+                f"keyring has no secret for {purpose}; run `waybillguard init` to upgrade it"
+            ) from None
+
+    def add_missing_secrets(self) -> list[str]:
+        """Upgrade an older keyring: add secrets for purposes it lacks. Never replaces one."""
+        missing = [p for p in self.SECRET_PURPOSES if p not in self._secrets]
+        if missing:
+            for purpose in missing:
+                self._secrets[purpose] = secrets.token_bytes(KEY_BYTES)
+            self._save()
+        return missing
 
 
 def _kek_number(kek_id: str) -> int:
