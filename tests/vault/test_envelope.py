@@ -135,3 +135,22 @@ def test_blind_indexes_are_keyed(tmp_path: Path) -> None:
     assert a.index_phone("+8613912345678") != b.index_phone("+8613912345678")
     assert a.index_phone("+8613912345678") != a.index_phone("+8613912345679")
     assert a.index_name_phone("王五", "+8613912345678") != a.index_phone("+8613912345678")
+
+
+def test_init_upgrades_an_older_keyring_without_replacing_keys(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "keyring.json"
+    initialise_keyring(path)
+    document = json.loads(path.read_text())
+    del document["secrets"]["audit_checkpoint"]
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    with pytest.raises(KeyringError, match="waybillguard init"):
+        FileKeyProvider(path).secret("audit_checkpoint")
+    assert initialise_keyring(path) is False
+    upgraded = json.loads(path.read_text())
+    assert upgraded["keks"] == document["keks"]
+    assert upgraded["secrets"]["blind_index"] == document["secrets"]["blind_index"]
+    assert upgraded["secrets"]["tracking"] == document["secrets"]["tracking"]
+    assert len(FileKeyProvider(path).secret("audit_checkpoint")) == 32
