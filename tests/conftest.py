@@ -150,53 +150,6 @@ def scan_bytes(blob: bytes, needles: set[str]) -> list[str]:
     return scan_text(blob.decode("utf-8", errors="replace"), needles)
 
 
-def clear_corpus_of(app: App) -> str:
-    """clear_corpus for any backend, read through SQLAlchemy."""
-    from sqlalchemy import text
-
-    from waybillguard.adapters.divisions import load_divisions
-
-    table = load_divisions()
-    parts = [d.name for d in table.districts()] + [d.name for d in table.provinces()]
-    with app.engine.connect() as conn:
-        for row in conn.execute(
-            text(
-                "SELECT merchant, order_ref, category, mask_sender_name, mask_sender_phone, "
-                "mask_sender_address, mask_recipient_name, mask_recipient_phone, "
-                "mask_recipient_address FROM waybills"
-            )
-        ):
-            parts.extend(str(v) for v in row if v is not None)
-    return "|".join(parts)
-
-
-def clear_corpus(db_path: Path) -> str:
-    """Everything the store keeps in clear on purpose (masks, routing, business fields),
-    plus the public division names. A 2-character name such as 林小 or 黄平 can occur
-    inside a street or county name (林小路, 黄平县): such coincidences are not leaks."""
-    import sqlite3
-
-    from waybillguard.adapters.divisions import load_divisions
-
-    parts = [d.name for d in load_divisions().districts()]
-    table = load_divisions()
-    parts += [d.name for d in table.provinces()]
-    with sqlite3.connect(db_path) as db:
-        for row in db.execute(
-            "SELECT merchant, order_ref, category, mask_sender_name, mask_sender_phone, "
-            "mask_sender_address, mask_recipient_name, mask_recipient_phone, "
-            "mask_recipient_address FROM waybills"
-        ):
-            parts.extend(str(v) for v in row if v is not None)
-    return "|".join(parts)
-
-
-def leaked(blob: bytes, needles: set[str], corpus: str) -> list[str]:
-    """Needles in the raw bytes that the intended clear data does not explain."""
-    hits = scan_bytes(blob, needles)
-    return [h for h in hits if h not in corpus]
-
-
 def database_files(home: Path) -> list[Path]:
     base = home / DATABASE_FILE
     return [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-shm")) if p.exists()]
