@@ -7,6 +7,7 @@ Its public face is small, in the spirit of `cryptography`'s recipes:
 * `Vault.index_phone / index_name_phone`      -> keyed blind indexes for exact lookup
 * `Vault.issue_tracking_numbers / verify_tracking_number`
 * `Vault.rewrap(...)`                         -> key rotation without touching ciphertexts
+* `Vault.checkpoint_signer()`                 -> Ed25519 signer for audit-log checkpoints
 
 Shredding is the destruction of a wrapped data key by the store; see
 `waybillguard.services.shredding`.
@@ -19,6 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from waybillguard.vault.blind_index import BlindIndexer
+from waybillguard.vault.checkpoint_signing import (
+    CheckpointSigner,
+    checkpoint_body,
+    derive_seed,
+    key_id_of,
+    parse_checkpoint_body,
+    verify_signature,
+)
 from waybillguard.vault.envelope import (
     DecryptionError,
     SealedFields,
@@ -32,6 +41,7 @@ from waybillguard.vault.raw_cipher import throwaway_sealer
 from waybillguard.vault.tracking import TrackingAuthority
 
 __all__ = [
+    "CheckpointSigner",
     "DecryptionError",
     "KeyProvider",
     "KeyringError",
@@ -39,8 +49,12 @@ __all__ = [
     "SealedFields",
     "SealedRecord",
     "Vault",
+    "checkpoint_body",
     "initialise_keyring",
+    "key_id_of",
+    "parse_checkpoint_body",
     "throwaway_sealer",
+    "verify_signature",
 ]
 
 
@@ -128,6 +142,12 @@ class Vault:
 
     def verify_tracking_number(self, number: str) -> bool:
         return self._tracking.verify(number)
+
+    # -- audit checkpoints -----------------------------------------------------------
+    def checkpoint_signer(self) -> CheckpointSigner:
+        """The Ed25519 key that signs audit-log checkpoints (seed derived by HKDF from
+        the keyring's audit secret; the private key never leaves the vault)."""
+        return CheckpointSigner(derive_seed(self._provider.secret("audit_checkpoint")))
 
     # -- key rotation --------------------------------------------------------------
     @property
