@@ -450,6 +450,16 @@ def demo(
     demo_service.run(_settings(home), out, bench_count=bench_count)
 
 
+def _register_audit_commands() -> None:
+    from waybillguard.entrypoints.audit_cli import audit_app, bench_audit
+
+    app.add_typer(audit_app, name="audit")
+    bench_app.command("audit")(bench_audit)
+
+
+_register_audit_commands()
+
+
 def main() -> None:
     """Run the CLI. An unexpected exception is reported by type only: library messages
     can quote data (a driver's error may echo a value), and personal data must never

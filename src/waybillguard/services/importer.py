@@ -33,6 +33,7 @@ from waybillguard.domain.address import AddressResolver
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.fields import PII_FIELDS
 from waybillguard.domain.waybill import Order, OrderValidator, order_key
+from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
 from waybillguard.services.readers import RawRow, iter_rows
 from waybillguard.vault import Vault
@@ -284,6 +285,7 @@ def import_file(
     chunk_rows: int = CHUNK_ROWS,
     merchant: str = DEFAULT_MERCHANT,
     progress: Progress | None = None,
+    actor: Actor | None = None,
 ) -> ImportReport:
     if workers is None:
         workers = min(os.cpu_count() or 1, 4)
@@ -313,4 +315,15 @@ def import_file(
                 raise StrictImportFailed(ImportReport(0, rejected, 0, rows, errors.path))
     finally:
         errors.close()
+    emit(
+        app,
+        actor or Actor.local_operator(),
+        "import",
+        detail={
+            "imported": imported,
+            "rejected": rejected,
+            "duplicates": duplicates,
+            "rows": rows,
+        },
+    )
     return ImportReport(imported, rejected, duplicates, rows, errors.path if errors.used else None)

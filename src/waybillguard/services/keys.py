@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
 
 BATCH = 2000
@@ -22,7 +23,7 @@ class RotationReport:
     rewrapped: int
 
 
-def rotate(app: App, batch: int = BATCH) -> RotationReport:
+def rotate(app: App, batch: int = BATCH, actor: Actor | None = None) -> RotationReport:
     store, vault = app.store, app.vault
     new_kek = vault.create_kek()
     old_keks = [k for k in vault.kek_ids() if k != new_kek]
@@ -54,4 +55,10 @@ def rotate(app: App, batch: int = BATCH) -> RotationReport:
     # Only now, with every wrap moved and committed, is the old key destroyed.
     for kek in old_keks:
         vault.retire_kek(kek)
+    emit(
+        app,
+        actor or Actor.local_operator(),
+        "key.rotate",
+        detail={"new_kek": new_kek, "retired": ",".join(old_keks), "rewrapped": rewrapped},
+    )
     return RotationReport(new_kek, old_keks, rewrapped)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from waybillguard.domain.tracking import parse_tracking_number
+from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
 
 
@@ -20,7 +21,7 @@ class ShredReport:
     not_found: list[str]
 
 
-def shred(app: App, numbers: list[str]) -> ShredReport:
+def shred(app: App, numbers: list[str], actor: Actor | None = None) -> ShredReport:
     shredded: list[str] = []
     already: list[str] = []
     missing: list[str] = []
@@ -35,4 +36,11 @@ def shred(app: App, numbers: list[str]) -> ShredReport:
             else:
                 already.append(number)
     app.store.flush_to_main_file()
+    emit(
+        app,
+        actor or Actor.local_operator(),
+        "shred",
+        waybills=shredded,
+        detail={"shredded": len(shredded), "already": len(already), "not_found": len(missing)},
+    )
     return ShredReport(shredded, already, missing)

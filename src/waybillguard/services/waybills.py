@@ -8,6 +8,7 @@ from waybillguard.adapters.db.waybill_store import StoredEvent, StoredWaybill
 from waybillguard.domain.fields import PII_ATTRIBUTES, ROLES
 from waybillguard.domain.lifecycle import Status, check_transition, parse_status
 from waybillguard.domain.tracking import parse_tracking_number
+from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
 
 MAX_LIST = 10_000
@@ -58,21 +59,48 @@ def _normalise_number(number: str) -> str:
     return str(parsed)
 
 
-def show(app: App, number: str) -> dict[str, Any]:
-    stored = app.store.get(_normalise_number(number))
+def show(app: App, number: str, actor: Actor | None = None) -> dict[str, Any]:
+    """One masked waybill. Audited (found or not) before anything is returned."""
+    actor = actor or Actor.local_operator()
+    parsed = parse_tracking_number(number)
+    stored = app.store.get(str(parsed)) if parsed else None
+    emit(
+        app,
+        actor,
+        "waybill.show",
+        waybills=[stored.tracking_number] if stored else [],
+        decision="allow" if stored else "n/a",
+        detail={"found": 1 if stored else 0},
+    )
     if stored is None:
         raise WaybillNotFound()
     return masked_view(stored, app.store.events(stored.id))
 
 
-def list_waybills(app: App, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+def list_waybills(
+    app: App, limit: int, after_id: int = 0, actor: Actor | None = None
+) -> list[dict[str, Any]]:
+    """A page of masked waybills. The audit event names every waybill on the page."""
     limit = max(1, min(limit, MAX_LIST))
-    return [masked_view(w) for w in app.store.page(limit, after_id)]
+    page = app.store.page(limit, after_id)
+    emit(
+        app,
+        actor or Actor.local_operator(),
+        "waybill.list",
+        waybills=[w.tracking_number for w in page],
+        detail={"count": len(page), "after_id": after_id},
+    )
+    return [masked_view(w) for w in page]
 
 
 def record_event(
-    app: App, number: str, status: str, actor: str = "cli", note: str | None = None
+    app: App,
+    number: str,
+    status: str,
+    actor: Actor | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
+    actor = actor or Actor.local_operator()
     wanted = parse_status(status)
     tracking = _normalise_number(number)
     with app.store.write() as conn:
@@ -81,6 +109,7 @@ def record_event(
             raise WaybillNotFound()
         waybill_id, old = current
         check_transition(Status(old), wanted)
-        if not app.store.record_event(conn, waybill_id, old, wanted.value, actor, note):
+        if not app.store.record_event(conn, waybill_id, old, wanted.value, actor.name, note):
             raise ConcurrentUpdate()
+    emit(app, actor, "event", waybills=[tracking], detail={"from": old, "to": wanted.value})
     return {"tracking_number": tracking, "from": old, "status": wanted.value}

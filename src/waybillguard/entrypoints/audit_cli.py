@@ -1,0 +1,360 @@
+"""`waybillguard audit …` and `waybillguard bench audit`: the tamper-evident audit log.
+
+Exit codes follow cli.py: 0 success; 1 the log is tampered with / the thing asked
+about is missing or inconsistent; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from waybillguard.services import audit, audit_bench
+from waybillguard.services.app import App
+
+audit_app = typer.Typer(
+    help="审计日志 / tamper-evident audit log (RFC 6962 Merkle tree, signed checkpoints)",
+    no_args_is_help=True,
+)
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Home directory (default $WAYBILLGUARD_HOME or ./.waybillguard)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+# cli.py registers this module's commands, so it is imported lazily here (no import
+# cycle); its helpers also carry the `waybillguard --home DIR audit …` option.
+def _open(home: Path | None) -> App:
+    from waybillguard.entrypoints.cli import _open as open_home
+
+    return open_home(home)
+
+
+def _fail(message: str, code: int = 1, *, as_json: bool = False) -> NoReturn:
+    from waybillguard.entrypoints.cli import _fail as fail
+
+    fail(message, code, as_json=as_json)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@audit_app.command("verify")
+def verify(
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint file exported earlier (e.g. kept by a regulator).",
+            dir_okay=False,
+        ),
+    ] = None,
+    deep: Annotated[
+        bool, typer.Option("--deep", help="Also check the query lookup tables against the log.")
+    ] = False,
+) -> None:
+    """校验 / Recompute the whole log; exit 0 intact, 1 tampered (names the first bad position)."""
+    with _open(home) as application:
+        try:
+            report = audit.verify(application, checkpoint, deep=deep)
+        except audit.AuditError as exc:
+            _fail(str(exc), 2, as_json=json)
+    if json:
+        _emit_json(report.as_json())
+    elif report.ok:
+        out.print(
+            f"OK 完整: {report.tree_size:,} events, {report.checkpoints_checked} checkpoints "
+            f"verified in {report.seconds:.2f} s"
+        )
+    else:
+        out.print(
+            f"TAMPERED 已篡改: first bad position 首个异常位置 {report.first_bad_seq} "
+            f"({report.problem}): {report.detail}"
+        )
+        for other in report.other_problems:
+            out.print(f"  also: {other['kind']} at {other['position']}: {other['detail']}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@audit_app.command("seal")
+def seal(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """封存 / Sequence pending events into the Merkle tree now."""
+    with _open(home) as application:
+        sealed = audit.seal(application)
+        state = audit.status(application)
+    data = {"sealed": sealed, "tree_size": state["tree_size"], "root_hash": state["root_hash"]}
+    if json:
+        _emit_json(data)
+    else:
+        out.print(f"sealed 已封存 {sealed}; tree size {state['tree_size']:,}")
+
+
+@audit_app.command("status")
+def status(home: HomeOpt = None, json: JsonOpt = False) -> None:
+    """Tree size, root, pending events and the newest checkpoint."""
+    with _open(home) as application:
+        data = audit.status(application)
+    if json:
+        _emit_json(data)
+        return
+    out.print(f"origin {data['origin']}\ntree size {data['tree_size']:,}\nroot {data['root_hash']}")
+    out.print(f"pending 待封存 {data['pending']:,}")
+    latest = data["latest_checkpoint"]
+    if latest:
+        out.print(f"latest checkpoint: size {latest['tree_size']:,} at {latest['timestamp']}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint(
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the checkpoint (JSON).")],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """检查点 / Seal, sign and export a checkpoint to hand to a third party."""
+    with _open(home) as application:
+        data = audit.export_checkpoint(application, out_path)
+    if json:
+        _emit_json(data)
+    else:
+        out.print(
+            f"checkpoint 检查点: size {data['tree_size']:,} root {data['root_hash']} "
+            f"({data['timestamp']}, key {data['key_id']}) → {out_path}"
+        )
+
+
+@audit_app.command("prove")
+def prove(
+    event_id: Annotated[int, typer.Argument(help="Log position (seq), or event id with --id.")],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    by_id: Annotated[
+        bool, typer.Option("--id", help="EVENT_ID is the id `record` returned, not a position.")
+    ] = False,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Also write the proof (JSON) to this file.")
+    ] = None,
+) -> None:
+    """证明 / Inclusion proof of one event against a signed checkpoint (verifiable offline)."""
+    with _open(home) as application:
+        try:
+            seq = audit.resolve_event(application, event_id) if by_id else event_id
+            proof = audit.prove(application, seq)
+        except audit.AuditError as exc:
+            _fail(str(exc), 1, as_json=json)
+    if out_path is not None:
+        out_path.write_bytes(orjson.dumps(proof, option=orjson.OPT_INDENT_2) + b"\n")
+    if json:
+        _emit_json(proof)
+        return
+    out.print(f"event {proof['event_id']} at position {proof['index']} of {proof['tree_size']:,}")
+    out.print(f"leaf hash  {proof['leaf_hash']}")
+    for n, step in enumerate(proof["proof"]):
+        out.print(f"path[{n:2d}]   {step}")
+    out.print(f"root       {proof['root_hash']}")
+    cp = proof["checkpoint"]
+    out.print(f"signed by  {cp['key_id']} ({cp['public_key']}) at {cp['timestamp']}")
+    out.print("verify offline: docs/audit.md#verifying-an-inclusion-proof-offline")
+
+
+@audit_app.command("consistency")
+def consistency(
+    checkpoint_file: Annotated[
+        Path, typer.Option("--checkpoint", help="An earlier checkpoint file.", dir_okay=False)
+    ],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """一致性 / Prove the log today extends an earlier checkpoint; exit 0 yes, 1 no."""
+    with _open(home) as application:
+        try:
+            result = audit.consistency_with(application, checkpoint_file)
+        except audit.AuditError as exc:
+            _fail(str(exc), 2, as_json=json)
+    if json:
+        _emit_json(result)
+    elif result["consistent"]:
+        out.print(
+            f"consistent 一致: size {result['old_size']:,} → {result['new_size']:,} "
+            f"({len(result['proof'])} proof hashes)"
+        )
+    else:
+        out.print(
+            f"INCONSISTENT 不一致: size {result['old_size']:,} → {result['new_size']:,}"
+            + (f": {result['problem']}" if result.get("problem") else "")
+        )
+    raise typer.Exit(0 if result["consistent"] else 1)
+
+
+def _event_row(event: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        str(event["seq"]) if event["seq"] is not None else f"(id {event['event_id']})",
+        event["at"],
+        event["action"],
+        f"{event['actor']} ({event['role']}, {event['unit']})",
+        event["decision"],
+        ", ".join(event["fields"]) or "-",
+        event["purpose"] or "-",
+    )
+
+
+@audit_app.command("query")
+def query(
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    waybill: Annotated[
+        str | None, typer.Option("--waybill", help="Who accessed this waybill.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="What this principal did.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="RFC 3339 time (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="RFC 3339 time (exclusive).")] = None,
+    top: Annotated[
+        int | None, typer.Option("--top", min=1, max=1000, help="Top K revealers by unit and role.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=audit.MAX_QUERY)] = 100,
+) -> None:
+    """查询 / Who accessed a waybill; what a principal did; top revealers by unit and role."""
+    chosen = [waybill is not None, actor is not None, top is not None]
+    if sum(chosen) != 1 and not (sum(chosen) == 0 and (since or until)):
+        _fail(
+            "choose one of --waybill, --actor or --top (with optional --since/--until)",
+            2,
+            as_json=json,
+        )
+    with _open(home) as application:
+        try:
+            if top is not None:
+                rows = audit.top_revealers(application, since, until, top)
+            elif waybill is not None:
+                rows = audit.by_waybill(application, waybill, limit)
+                low = audit.parse_time(since) if since else None
+                high = audit.parse_time(until) if until else None
+                rows = [
+                    e
+                    for e in rows
+                    if (low is None or audit.parse_time(e["at"]) >= low)
+                    and (high is None or audit.parse_time(e["at"]) < high)
+                ]
+            else:
+                rows = audit.by_actor(application, actor, since, until, limit)
+        except ValueError as exc:
+            _fail(str(exc), 2, as_json=json)
+    if json:
+        _emit_json(rows)
+        return
+    if top is not None:
+        table = Table(
+            "单位 unit", "角色 role", "查看 reveals", "允许 allowed", "拒绝 denied", "人数 actors"
+        )
+        for r in rows:
+            table.add_row(
+                r["unit"],
+                r["role"],
+                str(r["events"]),
+                str(r["allowed"]),
+                str(r["denied"]),
+                str(r["actors"]),
+            )
+    else:
+        table = Table(
+            "位置 seq",
+            "时间 at",
+            "操作 action",
+            "人员 actor",
+            "决定 decision",
+            "字段 fields",
+            "目的 purpose",
+        )
+        for e in rows:
+            table.add_row(*_event_row(e))
+    out.print(table)
+
+
+@audit_app.command("export")
+def export(
+    out_path: Annotated[Path, typer.Option("--out", help="JSON Lines file.")],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    from_seq: Annotated[
+        int,
+        typer.Option("--from", min=0, help="First position; > 0 appends to --out (resume)."),
+    ] = 0,
+) -> None:
+    """导出 / Stream sealed events as JSON Lines for a SIEM; resumable with --from."""
+    with _open(home) as application, out_path.open("ab" if from_seq else "wb") as handle:
+        count = audit.export_jsonl(application, handle, from_seq)
+    data = {
+        "exported": count,
+        "from": from_seq,
+        "next_from": from_seq + count,
+        "out": str(out_path),
+    }
+    if json:
+        _emit_json(data)
+    else:
+        out.print(
+            f"exported 已导出 {count:,} events to {out_path}; resume with --from {from_seq + count}"
+        )
+
+
+@audit_app.command("synth", hidden=True)
+def synth(
+    count: Annotated[int, typer.Option("--count", min=1, max=10_000_000)],
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    seal_now: Annotated[bool, typer.Option("--seal/--no-seal")] = True,
+    start: Annotated[int, typer.Option("--start", min=0, help="First synthetic number.")] = 0,
+) -> None:
+    """Append synthetic audit events (no personal data) — for demos and checks."""
+    with _open(home) as application:
+        recorded = 0
+        for first in range(start, start + count, audit_bench.BATCH):
+            last = min(first + audit_bench.BATCH, start + count)
+            events = [audit_bench.synthetic_event(n) for n in range(first, last)]
+            recorded += len(audit.record_many(application, events))
+        sealed = audit.seal(application) if seal_now else 0
+    data = {"recorded": recorded, "sealed": sealed}
+    if json:
+        _emit_json(data)
+    else:
+        out.print(f"recorded 已记录 {recorded:,}, sealed {sealed:,}")
+
+
+def bench_audit(
+    count: Annotated[int, typer.Option("--count", min=1000)] = 1_000_000,
+    json: JsonOpt = False,
+    writers: Annotated[
+        int, typer.Option("--writers", min=1, max=32, help="Writer processes.")
+    ] = audit_bench.WRITERS,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=100_000, help="Events per writer transaction.")
+    ] = audit_bench.BATCH,
+) -> None:
+    """审计基准 / Audit log: durable appends (sealing running), verify, proof size and time."""
+    result = audit_bench.run(count, writers=writers, batch=batch, log=err.print)
+    if json:
+        _emit_json(result)
+    else:
+        for key, value in result.items():
+            out.print(f"{key}: {value}")
+
+
+# Also reachable as `waybillguard audit bench` until `bench audit` is registered.
+audit_app.command("bench", hidden=True)(bench_audit)
+
+
+if __name__ == "__main__":  # local use: python -m waybillguard.entrypoints.audit_cli
+    audit_app()
