@@ -6,49 +6,23 @@ about is missing or inconsistent; 2 usage or configuration error.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from waybillguard.entrypoints.common import HomeOpt, JsonOpt, err, out
+from waybillguard.entrypoints.common import emit_json as _emit_json
+from waybillguard.entrypoints.common import fail as _fail
+from waybillguard.entrypoints.common import open_home as _open
 from waybillguard.services import audit, audit_bench
-from waybillguard.services.app import App
 
 audit_app = typer.Typer(
     help="审计日志 / tamper-evident audit log (RFC 6962 Merkle tree, signed checkpoints)",
     no_args_is_help=True,
 )
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="Home directory (default $WAYBILLGUARD_HOME or ./.waybillguard)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-# cli.py registers this module's commands, so it is imported lazily here (no import
-# cycle); its helpers also carry the `waybillguard --home DIR audit …` option.
-def _open(home: Path | None) -> App:
-    from waybillguard.entrypoints.cli import _open as open_home
-
-    return open_home(home)
-
-
-def _fail(message: str, code: int = 1, *, as_json: bool = False) -> NoReturn:
-    from waybillguard.entrypoints.cli import _fail as fail
-
-    fail(message, code, as_json=as_json)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 @audit_app.command("verify")

@@ -10,23 +10,31 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from waybillguard.config import ConfigError, Settings, load_settings
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.lifecycle import IllegalTransition
 from waybillguard.domain.parcel import CATEGORIES
 from waybillguard.domain.tracking import TrackingSpaceExhausted
+from waybillguard.entrypoints.common import (
+    HomeOpt,
+    JsonOpt,
+    err,
+    out,
+)
+from waybillguard.entrypoints.common import emit_json as _emit_json
+from waybillguard.entrypoints.common import fail as _fail
+from waybillguard.entrypoints.common import open_home as _open
+from waybillguard.entrypoints.common import settings_for as _settings
+from waybillguard.entrypoints.common import state as _state
 from waybillguard.services import bench as bench_service
 from waybillguard.services import importer, keys, shredding, tracking, waybills
 from waybillguard.services import lookup as lookup_service
-from waybillguard.services.app import App, NotInitialised, initialise, open_app
+from waybillguard.services.app import App, initialise
 from waybillguard.services.readers import InputFormatError, count_rows_fast
 from waybillguard.services.synth import write_synth
 from waybillguard.vault import KeyringError
@@ -44,46 +52,10 @@ app.add_typer(tracking_app, name="tracking")
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="Home directory (default $WAYBILLGUARD_HOME or ./.waybillguard)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-_state: dict[str, Path | None] = {"home": None}
-
 
 @app.callback()
 def _main(home: HomeOpt = None) -> None:
     _state["home"] = home
-
-
-def _settings(home: Path | None) -> Settings:
-    try:
-        return load_settings(home or _state["home"])
-    except ConfigError as exc:
-        _fail(str(exc), 2)
-
-
-def _open(home: Path | None) -> App:
-    try:
-        return open_app(_settings(home))
-    except (NotInitialised, KeyringError) as exc:
-        _fail(str(exc), 2)
-
-
-def _fail(message: str, code: int = 1, *, as_json: bool = False) -> NoReturn:
-    if as_json:
-        sys.stdout.write(orjson.dumps({"error": message}).decode() + "\n")
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    raise typer.Exit(code)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 # -- setup -------------------------------------------------------------------------------
