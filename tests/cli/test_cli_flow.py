@@ -257,3 +257,14 @@ def test_shred_cli_and_file_scan(tmp_path: Path) -> None:
     assert wrapped not in blob
     shown = json.loads(run_cli("show", number, "--json", home=home, check=True).stdout)
     assert shown["shredded"] is True
+
+
+def test_demo_tour_runs_and_is_idempotent(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    first = run_cli("demo", "--bench-count", "1000", home=home)
+    assert first.returncode == 0, first.stderr
+    for marker in ("imported 导入 5000 new", "INVALID", "verify → intact", "waybills/s"):
+        assert marker in first.stdout
+    second = run_cli("demo", "--bench-count", "1000", home=home)
+    assert second.returncode == 0, second.stderr
+    assert "imported 导入 0 new waybills (5000 already present" in second.stdout
