@@ -47,13 +47,19 @@ def verify(
             report = audit.verify(application, checkpoint, deep=deep)
         except audit.AuditError as exc:
             _fail(str(exc), 2, as_json=json)
+        pending = audit.status(application)["pending"]
     if json:
-        _emit_json(report.as_json())
+        _emit_json({**report.as_json(), "pending": pending})
     elif report.ok:
         out.print(
             f"OK 完整: {report.tree_size:,} events, {report.checkpoints_checked} checkpoints "
             f"verified in {report.seconds:.2f} s"
         )
+        if pending:
+            out.print(
+                f"{pending:,} recorded event(s) not yet sealed into the tree 待封存; "
+                "`waybillguard audit seal` adds them"
+            )
     else:
         out.print(
             f"TAMPERED 已篡改: first bad position 首个异常位置 {report.first_bad_seq} "
