@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from waybillguard.vault import DecryptionError, RevealGrant, SealedRecord, Vault, initialise_keyring
-from waybillguard.vault.keyring import FileKeyProvider, KeyringError
+from waybillguard.vault.key_provider import FileKeyProvider, KeyringError
 
 FIELDS = {
     "sender.name": "欧阳娜娜",

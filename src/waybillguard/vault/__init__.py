@@ -36,7 +36,7 @@ from waybillguard.vault.envelope import (
     rewrap_dek,
     seal_fields,
 )
-from waybillguard.vault.keyring import FileKeyProvider, KeyProvider, KeyringError
+from waybillguard.vault.key_provider import FileKeyProvider, KeyProvider, KeyringError
 from waybillguard.vault.raw_cipher import throwaway_sealer
 from waybillguard.vault.tracking import TrackingAuthority
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from waybillguard.vault.keyring import KeyProvider
+from waybillguard.vault.key_provider import KeyProvider
 
 NONCE_BYTES = 12
 DEK_BYTES = 32
