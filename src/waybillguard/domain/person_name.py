@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from waybillguard.domain.errors import FieldError
@@ -143,7 +143,7 @@ class PersonName:
     character for ``·`` names, and the first letter for Latin names.
     """
 
-    value: str
+    value: str = field(repr=False)
     script: Literal["han", "latin"]
     surname: str
 

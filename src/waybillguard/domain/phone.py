@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import phonenumbers
@@ -184,7 +184,7 @@ class Phone:
     Build instances with :func:`parse_phone`.
     """
 
-    national: str
+    national: str = field(repr=False)
     kind: Literal["mobile", "landline"]
     area_code: str
 

@@ -13,7 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from waybillguard.entrypoints.common import HomeOpt, JsonOpt, err, out
+from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_result, err, out
 from waybillguard.entrypoints.common import emit_json as _emit_json
 from waybillguard.entrypoints.common import fail as _fail
 from waybillguard.entrypoints.common import open_home as _open
@@ -324,12 +324,7 @@ def bench_audit(
     ] = audit_bench.BATCH,
 ) -> None:
     """审计基准 / Audit log: durable appends (sealing running), verify, proof size and time."""
-    result = audit_bench.run(count, writers=writers, batch=batch, log=err.print)
-    if json:
-        _emit_json(result)
-    else:
-        for key, value in result.items():
-            out.print(f"{key}: {value}")
+    emit_result(audit_bench.run(count, writers=writers, batch=batch, log=err.print), json)
 
 
 # Also reachable as `waybillguard audit bench` until `bench audit` is registered.

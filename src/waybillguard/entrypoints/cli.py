@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from waybillguard.domain.tracking import TrackingSpaceExhausted
 from waybillguard.entrypoints.common import (
     HomeOpt,
     JsonOpt,
+    emit_result,
     err,
     out,
 )
@@ -146,7 +148,18 @@ def _run_import(
     workers: int | None,
     merchant: str,
 ) -> importer.ImportReport:
-    if not sys.stderr.isatty():
+    with ExitStack() as stack:
+        progress: importer.Progress | None = None
+        if sys.stderr.isatty():
+            columns = (
+                TextColumn("导入 importing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            )
+            bar = stack.enter_context(Progress(*columns, console=err, transient=True))
+            task = bar.add_task("import", total=count_rows_fast(file))
+            progress = lambda n: bar.advance(task, n)  # noqa: E731
         return importer.import_file(
             application,
             file,
@@ -154,23 +167,7 @@ def _run_import(
             errors_path=errors,
             workers=workers,
             merchant=merchant,
-        )
-    columns = (
-        TextColumn("导入 importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("import", total=count_rows_fast(file))
-        return importer.import_file(
-            application,
-            file,
-            strict=strict,
-            errors_path=errors,
-            workers=workers,
-            merchant=merchant,
-            progress=lambda n: bar.advance(task, n),
+            progress=progress,
         )
 
 
@@ -404,12 +401,7 @@ def bench_ingest(
     seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """End-to-end ingest vs the raw limit (one AES-GCM + executemany) on the same rows."""
-    result = bench_service.ingest(count, seed=seed, workers=workers, log=err.print)
-    if json:
-        _emit_json(result)
-    else:
-        for key, value in result.items():
-            out.print(f"{key}: {value}")
+    emit_result(bench_service.ingest(count, seed=seed, workers=workers, log=err.print), json)
 
 
 @app.command()

@@ -51,3 +51,12 @@ def open_home(home: Path | None) -> App:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def emit_result(data: dict[str, Any], as_json: bool) -> None:
+    """A flat result (benchmarks): JSON, or one `key: value` line each."""
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key}: {value}")

@@ -210,8 +210,8 @@ def checkpoint(app: App) -> dict[str, Any]:
         timestamp = _now()
         body = checkpoint_body(name, state.tree_size, state.root_hash, timestamp)
         signature = signer.sign(body)
-        cp_id = store.add_checkpoint(
-            conn,
+        unsaved = CheckpointRow(
+            0,
             name,
             state.tree_size,
             state.root_hash,
@@ -220,16 +220,7 @@ def checkpoint(app: App) -> dict[str, Any]:
             signer.public_key,
             signature,
         )
-    cp = CheckpointRow(
-        cp_id,
-        name,
-        state.tree_size,
-        state.root_hash,
-        timestamp,
-        signer.key_id,
-        signer.public_key,
-        signature,
-    )
+        cp = replace(unsaved, id=store.add_checkpoint(conn, unsaved))
     return _checkpoint_json(cp)
 
 

@@ -248,27 +248,18 @@ class AuditStore:
         )
 
     # -- checkpoints -------------------------------------------------------------------
-    def add_checkpoint(
-        self,
-        conn: Connection,
-        origin: str,
-        tree_size: int,
-        root_hash: bytes,
-        timestamp: str,
-        key_id: str,
-        public_key: bytes,
-        signature: bytes,
-    ) -> int:
+    def add_checkpoint(self, conn: Connection, cp: CheckpointRow) -> int:
+        """Store a signed checkpoint (its `id` is ignored); returns the new id."""
         result = conn.execute(
             audit_checkpoints.insert()
             .values(
-                origin=origin,
-                tree_size=tree_size,
-                root_hash=root_hash,
-                timestamp=timestamp,
-                key_id=key_id,
-                public_key=public_key,
-                signature=signature,
+                origin=cp.origin,
+                tree_size=cp.tree_size,
+                root_hash=cp.root_hash,
+                timestamp=cp.timestamp,
+                key_id=cp.key_id,
+                public_key=cp.public_key,
+                signature=cp.signature,
             )
             .returning(audit_checkpoints.c.id)
         )
