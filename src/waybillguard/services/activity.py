@@ -1,6 +1,6 @@
 """Who is acting, and the audit events the use cases of this release emit.
 
-Until logins arrive (access-control issue), command-line actions are charged to the
+Without a login session, command-line actions are charged to the
 operating-system account that ran them (`os:<user>`, role `operator`). Every event
 is written to the audit log before the command reports success; if it cannot be
 written, the command fails (deny by default).
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from waybillguard.domain.audit_event import AuditEvent, format_timestamp
+from waybillguard.domain.identity import Principal
 from waybillguard.services import audit
 from waybillguard.services.app import App
 
@@ -34,6 +35,16 @@ class Actor:
             user = "unknown"
         return cls(
             name=f"os:{user}"[:64], role="operator", client=f"cli@{socket.gethostname()}"[:64]
+        )
+
+    @classmethod
+    def for_principal(cls, principal: Principal, client: str = "") -> Actor:
+        """A logged-in user or partner client; `client` is the device or address."""
+        return cls(
+            name=principal.username,
+            role=principal.role.value,
+            unit=principal.unit,
+            client=client[:64],
         )
 
 
