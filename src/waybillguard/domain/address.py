@@ -487,11 +487,24 @@ def mask_address(address: Address) -> str:
     a municipality is not repeated ("北京市朝阳区建国路****"), nor a city that is
     its own district ("广东省东莞市****").
     """
-    parts = [address.province]
-    if address.city != address.province:
-        parts.append(address.city)
-    if address.district != address.city:
-        parts.append(address.district)
-    parts.append(street_part(address.detail))
-    parts.append(MASK)
+    return (
+        division_prefix(address.province, address.city, address.district)
+        + street_part(address.detail)
+        + MASK
+    )
+
+
+def division_prefix(province: str, city: str, district: str) -> str:
+    """"广东省深圳市南山区", "北京市朝阳区", "广东省东莞市": no name said twice."""
+    parts = [province]
+    if city != province:
+        parts.append(city)
+    if district != city:
+        parts.append(district)
     return "".join(parts)
+
+
+def full_address(province: str, city: str, district: str, detail: str) -> str:
+    """The address as a person writes it: divisions (kept clear for routing) + the
+    sealed detail. This is what a reveal returns."""
+    return division_prefix(province, city, district) + detail

@@ -243,6 +243,12 @@ def _check_text(name: str, value: object, limit: int, *, required: bool = False)
         raise FieldError(name, "contains a run of 7 or more digits (phone or id number?)")
 
 
+def check_free_text(name: str, value: str, limit: int = MAX_LONG_TEXT) -> None:
+    """The same guard the log applies to its free text, for callers that want to refuse
+    a value (a written reason, a note) before they keep it anywhere."""
+    _check_text(name, value, limit)
+
+
 def _check_name(name: str, value: object, pattern: re.Pattern[str], what: str) -> None:
     if not isinstance(value, str) or len(value) > MAX_NAME or not pattern.fullmatch(value):
         raise FieldError(name, f"must be {what}")

@@ -6,6 +6,10 @@ about is missing or inconsistent; 2 usage or configuration error.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,11 +17,12 @@ import orjson
 import typer
 from rich.table import Table
 
+from waybillguard.domain.errors import FieldError
 from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_result, err, out
 from waybillguard.entrypoints.common import emit_json as _emit_json
 from waybillguard.entrypoints.common import fail as _fail
 from waybillguard.entrypoints.common import open_home as _open
-from waybillguard.services import audit, audit_bench
+from waybillguard.services import audit, audit_bench, subject_report
 
 audit_app = typer.Typer(
     help="审计日志 / tamper-evident audit log (RFC 6962 Merkle tree, signed checkpoints)",
@@ -288,6 +293,98 @@ def export(
         out.print(
             f"exported 已导出 {count:,} events to {out_path}; resume with --from {from_seq + count}"
         )
+
+
+class ReportLang(StrEnum):
+    ZH = "zh"
+    EN = "en"
+
+
+def _read_phone() -> str:
+    """The phone from stdin: a pipe gives one line, a terminal a prompt that does not echo
+    (so the number is not left on screen or in a terminal's scrollback)."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("电话号码 / phone", hide_input=True, err=True))
+    return sys.stdin.readline().strip()
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    # A half-written report must never sit at the requested path looking complete.
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@audit_app.command("subject-report")
+def subject_report_cmd(
+    home: HomeOpt = None,
+    json: JsonOpt = False,
+    phone_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--phone-stdin",
+            help="Read the phone number from standard input (it is never an argument, "
+            "so it stays out of shell history and process lists).",
+        ),
+    ] = False,
+    out_html: Annotated[
+        Path | None, typer.Option("--out-html", help="Write the report as HTML.", dir_okay=False)
+    ] = None,
+    out_pdf: Annotated[
+        Path | None, typer.Option("--out-pdf", help="Write the report as PDF.", dir_okay=False)
+    ] = None,
+    lang: Annotated[
+        ReportLang, typer.Option("--lang", help="zh (中文, default) or en.")
+    ] = ReportLang.ZH,
+) -> None:
+    """个人信息处理记录 / Who has seen a person's data: every access to every waybill of a
+    phone number (PIPL right to know), as HTML and/or PDF."""
+    if not phone_stdin:
+        _fail("the phone number is read from standard input: pass --phone-stdin", 2, as_json=json)
+    outputs = [p for p in (out_html, out_pdf) if p is not None]
+    if not outputs:
+        _fail("give --out-html FILE and/or --out-pdf FILE", 2, as_json=json)
+    phone = _read_phone()
+    with _open(home) as application:
+        try:
+            subject_report.check_output_names(phone, outputs)
+            if out_pdf is not None:
+                subject_report.ensure_pdf_font()
+            report = subject_report.build_report(
+                application,
+                phone,
+                include_staff_names=subject_report.staff_names_configured(application.settings),
+            )
+        except FieldError as exc:
+            _fail(f"{exc.field}: {exc.reason}", 1, as_json=json)
+        except subject_report.FontNotFound as exc:
+            _fail(str(exc), 2, as_json=json)
+    del phone
+    if out_html is not None:
+        html = subject_report.render_html(report, lang.value)
+        _write_atomically(out_html, lambda tmp: tmp.write_text(html, encoding="utf-8"))
+    if out_pdf is not None:
+        _write_atomically(out_pdf, lambda tmp: subject_report.render_pdf(report, tmp, lang.value))
+    data = {
+        **report.summary(),
+        "lang": lang.value,
+        "html": str(out_html) if out_html else None,
+        "pdf": str(out_pdf) if out_pdf else None,
+    }
+    if json:
+        _emit_json(data)
+        return
+    out.print(
+        f"个人信息处理记录报告 / data-subject report: {data['waybills']} 张运单 waybills, "
+        f"{data['accesses']} 条访问 accesses; subject {data['subject_ref']}"
+    )
+    for path in outputs:
+        out.print(f"  → {path}")
+    if data["waybills_truncated"] or data["accesses_truncated"]:
+        out.print("[yellow]部分记录超出上限，报告中已注明 / some lists were cut short[/]")
 
 
 @audit_app.command("synth", hidden=True)

@@ -71,6 +71,10 @@ def initialise(settings: Settings) -> InitReport:
         with app.store.write() as conn:
             app.store.register_kek(conn, app.vault.active_kek_id, "active")
         revision = schema.current_revision(app.engine)
+        # Imported here: the policy service itself runs inside an App.
+        from waybillguard.services import policy_admin
+
+        policy_admin.ensure_initial(app)
     return InitReport(settings.home, created_home, created_keyring, created_config, revision)
 
 

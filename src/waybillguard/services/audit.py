@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import Connection
 
 from waybillguard.adapters.db.audit_store import (
     AuditStore,
@@ -129,6 +130,13 @@ def record_many(app: App, events: Sequence[AuditEvent]) -> list[int]:
     store = _store(app)
     with store.write() as conn:
         return store.append(conn, pending)
+
+
+def record_in(app: App, conn: Connection, events: Sequence[AuditEvent]) -> list[int]:
+    """Append events inside the caller's write transaction, so the event and the state
+    change it describes (a quota charge, a lock) commit together or not at all."""
+    now = _now()
+    return _store(app).append(conn, [_pending(e, now) for e in events])
 
 
 # -- sequencing ------------------------------------------------------------------------

@@ -128,6 +128,9 @@ quota_charges = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Column("records", Integer, nullable=False),
     Column("audit_event_id", BigInteger, nullable=True),
+    # The written reason of a step-up reveal. Kept here, not in the audit log (which
+    # holds only its hash): free text may name a person, and the log is never edited.
+    Column("reason", String(256), nullable=True),
     Index("ix_quota_charges_principal_at", "principal_id", "at"),
 )
 

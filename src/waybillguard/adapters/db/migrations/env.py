@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import waybillguard.adapters.db.access_tables  # noqa: F401
+import waybillguard.adapters.db.access_tables
 import waybillguard.adapters.db.audit_tables  # noqa: F401
 from waybillguard.adapters.db.tables import metadata
 

@@ -1,0 +1,638 @@
+"""Storage of what access control decides and charges: assignments, tickets, the quota
+ledger, approval requests, exports, alerts, policy versions and break-glass grants.
+
+Methods take the caller's connection so a decision, its charge and its audit event
+commit in one transaction. `lock_principal` serialises everything one principal does
+(PostgreSQL: a row lock; SQLite: the write transaction is already exclusive), which is
+what makes quota counting exact under concurrency: charge first, then reveal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, func, select, update
+
+from waybillguard.adapters.db.access_tables import (
+    alerts,
+    approval_requests,
+    approval_votes,
+    assignments,
+    break_glass,
+    exports,
+    policy_versions,
+    principals,
+    quota_charges,
+    tickets,
+)
+from waybillguard.adapters.db.engine import is_sqlite
+from waybillguard.adapters.db.tables import station_coverage, waybill_events, waybills
+from waybillguard.domain.lifecycle import Status
+from waybillguard.domain.policy import TicketFacts, WaybillFacts
+from waybillguard.domain.quota import WINDOW_SECONDS, Window
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    id: int
+    kind: str
+    requester_id: int
+    tracking_number: str | None
+    fields: frozenset[str]
+    purpose: str
+    reason: str
+    records: int
+    needs: tuple[str, ...]
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    votes: tuple[tuple[int, str, str], ...]  # (approver id, capacity, decision)
+
+    @property
+    def approved_by(self) -> frozenset[str]:
+        return frozenset(c for _, c, d in self.votes if d == "approve")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    at: datetime
+    kind: str
+    severity: str
+    principal_id: int | None
+    unit_code: str | None
+    message: str
+    acknowledged_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    id: int
+    requester_id: int
+    fields: tuple[str, ...]
+    filter: str
+    purpose: str
+    reason: str
+    state: str
+    approver_id: int | None
+    expires_at: datetime | None
+    trace_id: str
+    row_count: int | None
+    downloads: int
+    created_at: datetime
+
+
+class AccessStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- principals (state only; identities live in the identity store) ------------------
+    def lock_principal(self, conn: Connection, principal_id: int) -> str | None:
+        """Lock one principal's row for the rest of the transaction; returns its state."""
+        query = select(principals.c.state).where(principals.c.id == principal_id)
+        if not self.sqlite:
+            query = query.with_for_update()
+        return conn.execute(query).scalar_one_or_none()
+
+    def set_principal_state(
+        self, conn: Connection, principal_id: int, state: str, reason: str | None, now: datetime
+    ) -> None:
+        conn.execute(
+            update(principals)
+            .where(principals.c.id == principal_id)
+            .values(state=state, state_reason=reason, updated_at=now)
+        )
+
+    # -- quota ledger ----------------------------------------------------------------------
+    def usage(self, conn: Connection, principal_id: int, now: datetime) -> dict[Window, int]:
+        """Records charged to the principal in each rolling window ending now."""
+        starts = {w: now - timedelta(seconds=s) for w, s in WINDOW_SECONDS.items()}
+        oldest = min(starts.values())
+        at, records = quota_charges.c.at, quota_charges.c.records
+        row = conn.execute(
+            select(
+                *(
+                    func.coalesce(func.sum(case((at > starts[w], records), else_=0)), 0)
+                    for w in Window
+                )
+            ).where(and_(quota_charges.c.principal_id == principal_id, at > oldest))
+        ).one()
+        return {w: int(v) for w, v in zip(Window, row, strict=True)}
+
+    def charge(
+        self,
+        conn: Connection,
+        principal_id: int,
+        records: int,
+        now: datetime,
+        audit_event_id: int | None,
+        reason: str | None = None,
+    ) -> None:
+        conn.execute(
+            quota_charges.insert().values(
+                principal_id=principal_id,
+                at=now,
+                records=records,
+                audit_event_id=audit_event_id,
+                reason=reason or None,
+            )
+        )
+
+    # -- waybill facts ---------------------------------------------------------------------
+    def waybill_facts(self, conn: Connection, tracking_number: str) -> WaybillFacts | None:
+        origin = station_coverage.alias("origin_cov")
+        dest = station_coverage.alias("dest_cov")
+        row = conn.execute(
+            select(
+                waybills.c.id,
+                waybills.c.status,
+                waybills.c.merchant,
+                waybills.c.shredded_at,
+                origin.c.station_code,
+                dest.c.station_code,
+                assignments.c.courier_id,
+            )
+            .select_from(
+                waybills.outerjoin(origin, origin.c.adcode == waybills.c.origin_adcode)
+                .outerjoin(dest, dest.c.adcode == waybills.c.destination_adcode)
+                .outerjoin(assignments, assignments.c.tracking_number == waybills.c.tracking_number)
+            )
+            .where(waybills.c.tracking_number == tracking_number)
+        ).first()
+        if row is None:
+            return None
+        status = Status(row[1])
+        return WaybillFacts(
+            tracking_number=tracking_number,
+            status=status,
+            origin_station=row[4],
+            destination_station=row[5],
+            merchant=row[2],
+            assigned_courier=row[6],
+            delivery_ended_at=self._delivery_ended_at(conn, row[0], status),
+            shredded=row[3] is not None,
+        )
+
+    def _delivery_ended_at(
+        self, conn: Connection, waybill_id: int, status: Status
+    ) -> datetime | None:
+        if status is Status.OUT_FOR_DELIVERY:
+            return None
+        last_two = conn.execute(
+            select(waybill_events.c.status, waybill_events.c.at)
+            .where(waybill_events.c.waybill_id == waybill_id)
+            .order_by(waybill_events.c.id.desc())
+            .limit(2)
+        ).all()
+        if len(last_two) == 2 and last_two[1][0] == Status.OUT_FOR_DELIVERY.value:
+            return _aware(last_two[0][1])
+        return None
+
+    # -- assignments -----------------------------------------------------------------------
+    def assign(
+        self, conn: Connection, tracking_number: str, courier_id: int, by: str, now: datetime
+    ) -> None:
+        conn.execute(assignments.delete().where(assignments.c.tracking_number == tracking_number))
+        conn.execute(
+            assignments.insert().values(
+                tracking_number=tracking_number,
+                courier_id=courier_id,
+                assigned_by=by,
+                assigned_at=now,
+            )
+        )
+
+    def assigned_to(self, conn: Connection, courier_id: int, limit: int) -> list[str]:
+        return list(
+            conn.execute(
+                select(assignments.c.tracking_number)
+                .where(assignments.c.courier_id == courier_id)
+                .order_by(assignments.c.assigned_at.desc())
+                .limit(limit)
+            ).scalars()
+        )
+
+    # -- tickets -----------------------------------------------------------------------------
+    def ticket(self, conn: Connection, ticket_id: str) -> TicketFacts | None:
+        row = conn.execute(
+            select(tickets.c.tracking_number, tickets.c.party, tickets.c.closed_at).where(
+                tickets.c.ticket_id == ticket_id
+            )
+        ).first()
+        if row is None:
+            return None
+        return TicketFacts(ticket_id, row[0], row[1], closed=row[2] is not None)
+
+    def open_ticket(
+        self,
+        conn: Connection,
+        ticket_id: str,
+        tracking_number: str,
+        party: str,
+        by: str,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            tickets.insert().values(
+                ticket_id=ticket_id,
+                tracking_number=tracking_number,
+                party=party,
+                opened_by=by,
+                opened_at=now,
+            )
+        )
+
+    def close_ticket(self, conn: Connection, ticket_id: str, now: datetime) -> bool:
+        return bool(
+            conn.execute(
+                update(tickets)
+                .where(and_(tickets.c.ticket_id == ticket_id, tickets.c.closed_at.is_(None)))
+                .values(closed_at=now)
+            ).rowcount
+        )
+
+    # -- approval requests ---------------------------------------------------------------------
+    def create_approval(
+        self,
+        conn: Connection,
+        *,
+        kind: str,
+        requester_id: int,
+        tracking_number: str | None,
+        fields: Sequence[str],
+        purpose: str,
+        reason: str,
+        records: int,
+        needs: Sequence[str],
+        now: datetime,
+        expires_at: datetime,
+    ) -> int:
+        result = conn.execute(
+            approval_requests.insert().values(
+                kind=kind,
+                requester_id=requester_id,
+                tracking_number=tracking_number,
+                fields=",".join(sorted(fields)),
+                purpose=purpose,
+                reason=reason,
+                records=records,
+                needs=",".join(needs),
+                state="pending",
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def approval(
+        self, conn: Connection, request_id: int, *, lock: bool = False
+    ) -> ApprovalRow | None:
+        query = select(approval_requests).where(approval_requests.c.id == request_id)
+        if lock and not self.sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            return None
+        votes = conn.execute(
+            select(
+                approval_votes.c.approver_id, approval_votes.c.capacity, approval_votes.c.decision
+            )
+            .where(approval_votes.c.request_id == request_id)
+            .order_by(approval_votes.c.at)
+        ).all()
+        return _approval(row, votes)
+
+    def pending_approval_for(
+        self,
+        conn: Connection,
+        requester_id: int,
+        tracking_number: str,
+        fields: Sequence[str],
+        purpose: str,
+        now: datetime,
+    ) -> int | None:
+        return conn.execute(
+            select(approval_requests.c.id)
+            .where(
+                and_(
+                    approval_requests.c.kind == "reveal",
+                    approval_requests.c.requester_id == requester_id,
+                    approval_requests.c.tracking_number == tracking_number,
+                    approval_requests.c.fields == ",".join(sorted(fields)),
+                    approval_requests.c.purpose == purpose,
+                    approval_requests.c.state.in_(("pending", "approved")),
+                    approval_requests.c.expires_at > now,
+                )
+            )
+            .order_by(approval_requests.c.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+
+    def approvals(
+        self, conn: Connection, states: Sequence[str], limit: int, after_id: int = 0
+    ) -> list[ApprovalRow]:
+        ids = conn.execute(
+            select(approval_requests.c.id)
+            .where(and_(approval_requests.c.state.in_(states), approval_requests.c.id > after_id))
+            .order_by(approval_requests.c.id)
+            .limit(limit)
+        ).scalars()
+        return [a for i in list(ids) if (a := self.approval(conn, int(i))) is not None]
+
+    def add_vote(
+        self,
+        conn: Connection,
+        request_id: int,
+        approver_id: int,
+        capacity: str,
+        decision: str,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            approval_votes.insert().values(
+                request_id=request_id,
+                approver_id=approver_id,
+                capacity=capacity,
+                decision=decision,
+                at=now,
+            )
+        )
+
+    def set_approval_state(
+        self, conn: Connection, request_id: int, state: str, now: datetime
+    ) -> None:
+        conn.execute(
+            update(approval_requests)
+            .where(approval_requests.c.id == request_id)
+            .values(state=state, decided_at=now)
+        )
+
+    # -- alerts ------------------------------------------------------------------------------
+    def add_alert(
+        self,
+        conn: Connection,
+        kind: str,
+        severity: str,
+        message: str,
+        now: datetime,
+        principal_id: int | None = None,
+        unit_code: str | None = None,
+    ) -> int:
+        result = conn.execute(
+            alerts.insert().values(
+                at=now,
+                kind=kind,
+                severity=severity,
+                principal_id=principal_id,
+                unit_code=unit_code,
+                message=message,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def alerts(
+        self, conn: Connection, open_only: bool, limit: int, after_id: int = 0
+    ) -> list[AlertRow]:
+        query = select(alerts).where(alerts.c.id > after_id)
+        if open_only:
+            query = query.where(alerts.c.acknowledged_at.is_(None))
+        rows = conn.execute(query.order_by(alerts.c.id).limit(limit)).all()
+        return [
+            AlertRow(
+                id=r.id,
+                at=_aware(r.at) or r.at,
+                kind=r.kind,
+                severity=r.severity,
+                principal_id=r.principal_id,
+                unit_code=r.unit_code,
+                message=r.message,
+                acknowledged_by=r.acknowledged_by,
+            )
+            for r in rows
+        ]
+
+    def ack_alert(self, conn: Connection, alert_id: int, by: str, now: datetime) -> bool:
+        return bool(
+            conn.execute(
+                update(alerts)
+                .where(and_(alerts.c.id == alert_id, alerts.c.acknowledged_at.is_(None)))
+                .values(acknowledged_by=by, acknowledged_at=now)
+            ).rowcount
+        )
+
+    # -- policy versions ---------------------------------------------------------------------
+    def current_policy(self, conn: Connection) -> tuple[int, str] | None:
+        row = conn.execute(
+            select(policy_versions.c.version, policy_versions.c.body)
+            .order_by(policy_versions.c.version.desc())
+            .limit(1)
+        ).first()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def current_policy_version(self, conn: Connection) -> int | None:
+        value = conn.execute(select(func.max(policy_versions.c.version))).scalar_one_or_none()
+        return int(value) if value is not None else None
+
+    def add_policy_version(
+        self, conn: Connection, version: int, sha256: str, body: str, by: str, now: datetime
+    ) -> None:
+        conn.execute(
+            policy_versions.insert().values(
+                version=version, sha256=sha256, body=body, applied_by=by, applied_at=now
+            )
+        )
+
+    def policy_history(self, conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            select(
+                policy_versions.c.version,
+                policy_versions.c.sha256,
+                policy_versions.c.applied_by,
+                policy_versions.c.applied_at,
+            ).order_by(policy_versions.c.version)
+        ).all()
+        return [
+            {
+                "version": r[0],
+                "sha256": r[1],
+                "applied_by": r[2],
+                "applied_at": (_aware(r[3]) or r[3]).isoformat(),
+            }
+            for r in rows
+        ]
+
+    # -- break-glass -------------------------------------------------------------------------
+    def active_break_glass(
+        self, conn: Connection, principal_id: int, now: datetime
+    ) -> datetime | None:
+        value = conn.execute(
+            select(func.max(break_glass.c.expires_at)).where(
+                and_(
+                    break_glass.c.principal_id == principal_id,
+                    break_glass.c.expires_at > now,
+                    break_glass.c.ended_at.is_(None),
+                )
+            )
+        ).scalar_one_or_none()
+        return _aware(value)
+
+    def start_break_glass(
+        self, conn: Connection, principal_id: int, reason: str, now: datetime, until: datetime
+    ) -> int:
+        result = conn.execute(
+            break_glass.insert().values(
+                principal_id=principal_id, reason=reason, started_at=now, expires_at=until
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def end_break_glass(self, conn: Connection, principal_id: int, now: datetime) -> int:
+        return int(
+            conn.execute(
+                update(break_glass)
+                .where(
+                    and_(
+                        break_glass.c.principal_id == principal_id,
+                        break_glass.c.ended_at.is_(None),
+                        break_glass.c.expires_at > now,
+                    )
+                )
+                .values(ended_at=now)
+            ).rowcount
+        )
+
+    # -- exports -----------------------------------------------------------------------------
+    def create_export(
+        self,
+        conn: Connection,
+        *,
+        requester_id: int,
+        fields: Sequence[str],
+        filter_json: str,
+        purpose: str,
+        reason: str,
+        trace_id: str,
+        now: datetime,
+    ) -> int:
+        result = conn.execute(
+            exports.insert().values(
+                requester_id=requester_id,
+                fields=",".join(fields),
+                filter=filter_json,
+                purpose=purpose,
+                reason=reason,
+                state="requested",
+                trace_id=trace_id,
+                downloads=0,
+                created_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def export(self, conn: Connection, export_id: int, *, lock: bool = False) -> ExportRow | None:
+        query = select(exports).where(exports.c.id == export_id)
+        if lock and not self.sqlite:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return _export(row) if row else None
+
+    def exports(self, conn: Connection, states: Sequence[str], limit: int) -> list[ExportRow]:
+        rows = conn.execute(
+            select(exports).where(exports.c.state.in_(states)).order_by(exports.c.id).limit(limit)
+        ).all()
+        return [_export(r) for r in rows]
+
+    def update_export(self, conn: Connection, export_id: int, **values: Any) -> None:
+        conn.execute(update(exports).where(exports.c.id == export_id).values(**values))
+
+    def select_for_export(
+        self,
+        conn: Connection,
+        *,
+        station: str | None,
+        status: str | None,
+        merchant: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        limit: int,
+    ) -> list[str]:
+        """Tracking numbers matching an export filter (live waybills only), oldest first."""
+        origin = station_coverage.alias("origin_cov")
+        dest = station_coverage.alias("dest_cov")
+        query = select(waybills.c.tracking_number).where(waybills.c.shredded_at.is_(None))
+        if station is not None:
+            query = query.select_from(
+                waybills.outerjoin(origin, origin.c.adcode == waybills.c.origin_adcode).outerjoin(
+                    dest, dest.c.adcode == waybills.c.destination_adcode
+                )
+            ).where((origin.c.station_code == station) | (dest.c.station_code == station))
+        if status is not None:
+            query = query.where(waybills.c.status == status)
+        if merchant is not None:
+            query = query.where(waybills.c.merchant == merchant)
+        if created_from is not None:
+            query = query.where(waybills.c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(waybills.c.created_at < created_to)
+        return list(conn.execute(query.order_by(waybills.c.id).limit(limit)).scalars())
+
+    def export_by_trace(self, conn: Connection, trace_id: str) -> ExportRow | None:
+        row = conn.execute(select(exports).where(exports.c.trace_id == trace_id)).first()
+        return _export(row) if row else None
+
+
+def _approval(row: Any, votes: Sequence[Any]) -> ApprovalRow:
+    return ApprovalRow(
+        id=row.id,
+        kind=row.kind,
+        requester_id=row.requester_id,
+        tracking_number=row.tracking_number,
+        fields=frozenset(f for f in row.fields.split(",") if f),
+        purpose=row.purpose,
+        reason=row.reason,
+        records=row.records,
+        needs=tuple(n for n in row.needs.split(",") if n),
+        state=row.state,
+        created_at=_aware(row.created_at) or row.created_at,
+        expires_at=_aware(row.expires_at) or row.expires_at,
+        votes=tuple((int(v[0]), str(v[1]), str(v[2])) for v in votes),
+    )
+
+
+def _export(row: Any) -> ExportRow:
+    return ExportRow(
+        id=row.id,
+        requester_id=row.requester_id,
+        fields=tuple(f for f in row.fields.split(",") if f),
+        filter=row.filter,
+        purpose=row.purpose,
+        reason=row.reason,
+        state=row.state,
+        approver_id=row.approver_id,
+        expires_at=_aware(row.expires_at),
+        trace_id=row.trace_id,
+        row_count=row.row_count,
+        downloads=row.downloads,
+        created_at=_aware(row.created_at) or row.created_at,
+    )
