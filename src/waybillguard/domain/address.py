@@ -495,7 +495,7 @@ def mask_address(address: Address) -> str:
 
 
 def division_prefix(province: str, city: str, district: str) -> str:
-    """"广东省深圳市南山区", "北京市朝阳区", "广东省东莞市": no name said twice."""
+    """ "广东省深圳市南山区", "北京市朝阳区", "广东省东莞市": no name said twice."""
     parts = [province]
     if city != province:
         parts.append(city)

@@ -90,7 +90,11 @@ _DIGIT_RUN = re.compile(r"\d{5,}")
 
 
 def parse_unit_code(text: str, field_name: str = "unit") -> str:
-    code = text.strip().upper()
+    raw = text.strip()
+    # Check before upper-casing: "ſt" or "ﬁ" must not turn into another unit's "ST"/"FI".
+    if not raw.isascii():
+        raise FieldError(field_name, "unit codes are 2-32 letters, digits, '-' or '_'")
+    code = raw.upper()
     if not _UNIT_CODE.fullmatch(code):
         raise FieldError(field_name, "unit codes are 2-32 letters, digits, '-' or '_'")
     if _DIGIT_RUN.search(code):

@@ -189,7 +189,8 @@ def check_access(
     if unknown or not request.fields:
         return _deny("request.fields", "请求的字段无效 / no valid personal field requested")
     if request.break_glass and role.break_glass:
-        return _break_glass_access(policy, request)
+        purpose_check = _check_purpose(role, request.purpose)
+        return purpose_check or _break_glass_access(policy, request)
     if role.scope is Scope.NONE:
         return _deny(
             f"{role.role.value}.no_reveal",
@@ -280,7 +281,8 @@ def _in_delivery_window(role: RolePolicy, facts: WaybillFacts, now: datetime) ->
     if not role.statuses or facts.status in role.statuses:
         return True
     ended = facts.delivery_ended_at
-    return ended is not None and now - ended <= role.grace
+    # A delivery end in the future is bad data or clock skew, never a reason to allow.
+    return ended is not None and timedelta(0) <= now - ended <= role.grace
 
 
 def _party_of(fields: frozenset[str]) -> str | None:
@@ -563,9 +565,11 @@ def _parse_grades(data: object) -> dict[int, Tier]:
     if not isinstance(data, Mapping):
         raise FieldError("grades", "must be a table with one entry per grade 0-9")
     tiers: dict[int, Tier] = {}
+    names = {str(g) for g in range(MAX_GRADE + 1)}
     for key, value in data.items():
-        if not (isinstance(key, str) and key.isdigit() and int(key) <= MAX_GRADE):
-            raise FieldError(f"grades.{key}", f"grades are 0-{MAX_GRADE}")
+        # Exactly "0".."9": "03" or other digit forms would silently replace a reviewed grade.
+        if key not in names:
+            raise FieldError(f"grades.{key}", f"grades are written 0-{MAX_GRADE}")
         tiers[int(key)] = _parse_tier(int(key), value)
     missing = [g for g in range(MAX_GRADE + 1) if g not in tiers]
     if missing:

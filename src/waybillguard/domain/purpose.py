@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from waybillguard.domain.audit_event import check_free_text
 from waybillguard.domain.errors import FieldError
 
 
@@ -33,8 +34,9 @@ PURPOSE_LABELS: Final[dict[PurposeKind, tuple[str, str]]] = {
 }
 
 _NEEDS_REF: Final = frozenset({PurposeKind.TICKET, PurposeKind.LEGAL})
+_SEPARATORS = re.compile(r"[\s\-./_]")
+_MOBILE_LOOSE = re.compile(r"1[3-9]\d{9}")
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-/]{0,47}")
-_DIGIT_RUN = re.compile(r"\d{9,}")  # a ticket number, not a phone or identity number
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,19 @@ class Purpose:
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.ref}" if self.ref else self.kind.value
+
+
+def _check_not_personal(ref: str, field_name: str) -> None:
+    """The reference is written into the audit log: refuse what the log refuses, and a
+    mobile number hidden behind separators (138.1234.5678)."""
+    try:
+        check_free_text(field_name, ref)
+        if _MOBILE_LOOSE.search(_SEPARATORS.sub("", ref)):
+            raise FieldError(field_name, "mobile number")
+    except FieldError:
+        raise FieldError(
+            field_name, "references may not look like a phone or identity number"
+        ) from None
 
 
 def parse_purpose(text: str, field_name: str = "purpose") -> Purpose:
@@ -60,11 +75,8 @@ def parse_purpose(text: str, field_name: str = "purpose") -> Purpose:
         if not sep or not ref:
             raise FieldError(field_name, f"purpose {kind.value} needs a reference: {kind.value}:ID")
         if not _REF.fullmatch(ref):
-            raise FieldError(
-                field_name, "references are 1-48 letters, digits, '-', '_', '.', '/'"
-            )
-        if _DIGIT_RUN.search(ref):
-            raise FieldError(field_name, "references may not contain nine or more digits in a row")
+            raise FieldError(field_name, "references are 1-48 letters, digits, '-', '_', '.', '/'")
+        _check_not_personal(ref, field_name)
         return Purpose(kind, ref)
     if sep:
         raise FieldError(field_name, f"purpose {kind.value} takes no reference")

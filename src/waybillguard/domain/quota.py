@@ -112,7 +112,7 @@ def parse_window_limits(data: object, where: str) -> WindowLimits:
         raise FieldError(where, "must be a table with allowance, step_up, manager, ceiling")
     unknown = set(data) - {"allowance", "step_up", "manager", "ceiling"}
     if unknown:
-        raise FieldError(where, f"unknown key {sorted(unknown)[0]}")
+        raise FieldError(f"{where}.{sorted(unknown)[0]}", "unknown key")
     values: dict[str, int] = {}
     for key in ("allowance", "step_up", "manager", "ceiling"):
         value = data.get(key, values.get(_previous(key)) if key != "allowance" else None)

@@ -424,6 +424,31 @@ def _register_audit_commands() -> None:
 _register_audit_commands()
 
 
+def _register_access_commands() -> None:
+    from waybillguard.entrypoints import access_cli, reveal_cli
+
+    app.add_typer(access_cli.units_app, name="units")
+    app.add_typer(access_cli.users_app, name="users")
+    app.add_typer(access_cli.clients_app, name="clients")
+    app.command("login")(access_cli.login)
+    app.command("logout")(access_cli.logout)
+    app.command("whoami")(access_cli.whoami)
+    app.command("reveal")(reveal_cli.reveal_command)
+    app.command("allowance")(reveal_cli.allowance_command)
+    app.command("assign")(reveal_cli.assign_command)
+    app.command("deliveries")(reveal_cli.deliveries_command)
+    app.add_typer(reveal_cli.tickets_app, name="tickets")
+    app.add_typer(reveal_cli.policy_app, name="policy")
+    app.add_typer(reveal_cli.approvals_app, name="approvals")
+    app.add_typer(reveal_cli.export_app, name="export")
+    app.add_typer(reveal_cli.break_glass_app, name="break-glass")
+    app.add_typer(reveal_cli.alerts_app, name="alerts")
+    bench_app.command("authorize")(reveal_cli.bench_authorize)
+
+
+_register_access_commands()
+
+
 def main() -> None:
     """Run the CLI. An unexpected exception is reported by type only: library messages
     can quote data (a driver's error may echo a value), and personal data must never

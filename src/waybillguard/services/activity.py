@@ -13,6 +13,9 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
 
 from waybillguard.domain.audit_event import AuditEvent, format_timestamp
 from waybillguard.domain.identity import Principal
@@ -51,8 +54,7 @@ class Actor:
 SYSTEM = Actor(name="system", role="system", client="waybillguard")
 
 
-def emit(
-    app: App,
+def event_of(
     actor: Actor,
     action: str,
     *,
@@ -63,9 +65,8 @@ def emit(
     decision: str = "allow",
     rule: str = "",
     detail: Mapping[str, str | int] | None = None,
-) -> int:
-    """Write one audit event durably; returns its id. Raises if it cannot be written."""
-    event = AuditEvent(
+) -> AuditEvent:
+    return AuditEvent(
         action=action,
         actor=actor.name,
         role=actor.role,
@@ -80,4 +81,16 @@ def emit(
         at=format_timestamp(datetime.now(UTC)),
         detail=dict(detail or {}),
     )
-    return audit.record(app, event)
+
+
+def emit(app: App, actor: Actor, action: str, **event: Any) -> int:
+    """Write one audit event durably in its own transaction; returns its id. Raises if
+    it cannot be written."""
+    return audit.record(app, event_of(actor, action, **event))
+
+
+def emit_in(app: App, conn: Connection, actor: Actor, action: str, **event: Any) -> int:
+    """Write one audit event inside the caller's write transaction, so the change it
+    describes and the event commit together: no unaudited change, no event for a change
+    that rolled back."""
+    return audit.record_in(app, conn, [event_of(actor, action, **event)])[0]

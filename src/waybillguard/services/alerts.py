@@ -7,7 +7,7 @@ from typing import Any
 
 from waybillguard.domain.identity import Role
 from waybillguard.services import policy_admin
-from waybillguard.services.activity import Actor, emit
+from waybillguard.services.activity import Actor, emit_in
 from waybillguard.services.app import App
 
 MAX_LIST = 1000
@@ -63,5 +63,5 @@ def acknowledge(app: App, actor: Actor, alert_id: int) -> bool:
     store = policy_admin.access_store(app)
     with store.write() as conn:
         done = store.ack_alert(conn, alert_id, actor.name, datetime.now(UTC))
-    emit(app, actor, "alert.ack", detail={"alert": alert_id, "done": int(done)})
+        emit_in(app, conn, actor, "alert.ack", detail={"alert": alert_id, "done": int(done)})
     return done

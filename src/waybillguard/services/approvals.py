@@ -17,7 +17,7 @@ from typing import Any
 from waybillguard.adapters.db.access_store import ApprovalRow
 from waybillguard.domain.identity import Principal, PrincipalState, Role
 from waybillguard.services import policy_admin
-from waybillguard.services.activity import emit
+from waybillguard.services.activity import emit_in
 from waybillguard.services.app import App
 from waybillguard.services.caller import Caller
 
@@ -119,16 +119,17 @@ def vote(
             store.set_principal_state(
                 conn, row.requester_id, PrincipalState.ACTIVE.value, None, now
             )
-    emit(
-        app,
-        caller.actor,
-        "approval.vote" if row.kind == "reveal" else f"{row.kind}.review",
-        waybills=[row.tracking_number] if row.tracking_number else [],
-        fields=sorted(row.fields),
-        decision="allow" if decision == "approve" else "deny",
-        rule=f"approval.{capacity}",
-        detail={"request": request_id, "state": state, "requester": requester.username},
-    )
+        emit_in(
+            app,
+            conn,
+            caller.actor,
+            "approval.vote" if row.kind == "reveal" else f"{row.kind}.review",
+            waybills=[row.tracking_number] if row.tracking_number else [],
+            fields=sorted(row.fields),
+            decision="allow" if decision == "approve" else "deny",
+            rule=f"approval.{capacity}",
+            detail={"request": request_id, "state": state, "requester": requester.username},
+        )
     return VoteResult(request_id, capacity, decision, state)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from waybillguard.domain.errors import FieldError
 from waybillguard.services import policy_admin
-from waybillguard.services.activity import emit
+from waybillguard.services.activity import emit_in
 from waybillguard.services.app import App
 from waybillguard.services.caller import Caller
 from waybillguard.services.reveal import StepUp, check_reason, reason_ref
@@ -80,13 +80,14 @@ def open_grant(
             principal_id=principal.id,
             unit_code=principal.unit,
         )
-    emit(
-        app,
-        caller.actor,
-        "break_glass.open",
-        rule="break_glass",
-        detail={"grant": grant_id, "minutes": minutes, "reason_ref": reason_ref(text)},
-    )
+        emit_in(
+            app,
+            conn,
+            caller.actor,
+            "break_glass.open",
+            rule="break_glass",
+            detail={"grant": grant_id, "minutes": minutes, "reason_ref": reason_ref(text)},
+        )
     return BreakGlassGrant(grant_id, until)
 
 
@@ -95,5 +96,5 @@ def close_grants(app: App, caller: Caller, now: datetime | None = None) -> int:
     store = policy_admin.access_store(app)
     with store.write() as conn:
         closed = store.end_break_glass(conn, caller.principal.id, now)
-    emit(app, caller.actor, "break_glass.close", detail={"closed": closed})
+        emit_in(app, conn, caller.actor, "break_glass.close", detail={"closed": closed})
     return closed

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from waybillguard.domain.identity import Principal, Role
 from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.services import policy_admin
-from waybillguard.services.activity import Actor, emit
+from waybillguard.services.activity import Actor, emit_in
 from waybillguard.services.app import App
 
 MAX_LIST = 500
@@ -49,13 +49,14 @@ def assign(
                 "只有目的网点人员或管理员可指派 / only the destination station's staff assign",
             )
         store.assign(conn, facts.tracking_number, courier.id, actor.name, datetime.now(UTC))
-    emit(
-        app,
-        actor,
-        "assign",
-        waybills=[facts.tracking_number],
-        detail={"courier": courier.username, "routed": int(bool(facts.destination_station))},
-    )
+        emit_in(
+            app,
+            conn,
+            actor,
+            "assign",
+            waybills=[facts.tracking_number],
+            detail={"courier": courier.username, "routed": int(bool(facts.destination_station))},
+        )
     return facts.tracking_number
 
 

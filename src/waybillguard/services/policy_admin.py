@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from waybillguard.adapters.db.access_store import AccessStore
+from waybillguard.domain.audit_event import letter_digest
 from waybillguard.domain.policy import Policy, default_policy_text, parse_policy
-from waybillguard.services.activity import SYSTEM, Actor, emit
+from waybillguard.services.activity import SYSTEM, Actor, emit_in
 from waybillguard.services.app import App
 
 RELOAD_SECONDS = 1.0
@@ -64,12 +65,17 @@ def ensure_initial(app: App) -> int:
         store.add_policy_version(
             conn, policy.version, policy.sha256, text, SYSTEM.name, datetime.now(UTC)
         )
-    emit(
-        app,
-        SYSTEM,
-        "policy.change",
-        detail={"version": policy.version, "sha256": policy.sha256[:16], "source": "default"},
-    )
+        emit_in(
+            app,
+            conn,
+            SYSTEM,
+            "policy.change",
+            detail={
+                "version": policy.version,
+                "text_ref": letter_digest(text),
+                "source": "default",
+            },
+        )
     return policy.version
 
 
@@ -84,12 +90,17 @@ def apply(app: App, actor: Actor, text: str) -> Policy:
         store.add_policy_version(
             conn, policy.version, policy.sha256, text, actor.name, datetime.now(UTC)
         )
-    emit(
-        app,
-        actor,
-        "policy.change",
-        detail={"version": policy.version, "sha256": policy.sha256[:16], "previous": current},
-    )
+        emit_in(
+            app,
+            conn,
+            actor,
+            "policy.change",
+            detail={
+                "version": policy.version,
+                "text_ref": letter_digest(text),
+                "previous": current,
+            },
+        )
     _cache.pop(str(app.engine.url), None)
     return policy
 

@@ -14,7 +14,6 @@ write lock (SQLite) before reading its usage: charge first, then reveal.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -25,7 +24,12 @@ from sqlalchemy import Connection
 from waybillguard.adapters.db.access_store import AccessStore, ApprovalRow
 from waybillguard.adapters.divisions import load_divisions
 from waybillguard.domain.address import full_address
-from waybillguard.domain.audit_event import AuditEvent, check_free_text, format_timestamp
+from waybillguard.domain.audit_event import (
+    AuditEvent,
+    check_free_text,
+    format_timestamp,
+    letter_digest,
+)
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.fields import PII_FIELDS
 from waybillguard.domain.identity import Principal, PrincipalState
@@ -126,7 +130,8 @@ def check_reason(reason: str) -> str:
 
 
 def reason_ref(reason: str) -> str:
-    return hashlib.sha256(reason.encode("utf-8")).hexdigest()[:16] if reason else ""
+    """How the audit log refers to a written reason (kept with the charge, not in the log)."""
+    return letter_digest(reason) if reason else ""
 
 
 def _utcnow() -> datetime:

@@ -14,7 +14,7 @@ from waybillguard.domain.fields import ROLES
 from waybillguard.domain.purpose import PurposeKind, parse_purpose
 from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.services import policy_admin
-from waybillguard.services.activity import Actor, emit
+from waybillguard.services.activity import Actor, emit_in
 from waybillguard.services.app import App
 
 
@@ -40,14 +40,15 @@ def open_ticket(app: App, actor: Actor, ticket_id: str, number: str, party: str)
         if store.ticket(conn, ticket) is not None:
             raise TicketError("ticket.exists", "工单已存在 / the ticket already exists")
         store.open_ticket(conn, ticket, str(parsed), party, actor.name, datetime.now(UTC))
-    emit(
-        app,
-        actor,
-        "ticket.open",
-        waybills=[str(parsed)],
-        purpose=f"ticket:{ticket}",
-        detail={"party": party},
-    )
+        emit_in(
+            app,
+            conn,
+            actor,
+            "ticket.open",
+            waybills=[str(parsed)],
+            purpose=f"ticket:{ticket}",
+            detail={"party": party},
+        )
 
 
 def close_ticket(app: App, actor: Actor, ticket_id: str) -> bool:
@@ -55,5 +56,12 @@ def close_ticket(app: App, actor: Actor, ticket_id: str) -> bool:
     store = policy_admin.access_store(app)
     with store.write() as conn:
         closed = store.close_ticket(conn, ticket, datetime.now(UTC))
-    emit(app, actor, "ticket.close", purpose=f"ticket:{ticket}", detail={"closed": int(closed)})
+        emit_in(
+            app,
+            conn,
+            actor,
+            "ticket.close",
+            purpose=f"ticket:{ticket}",
+            detail={"closed": int(closed)},
+        )
     return closed

@@ -8,6 +8,9 @@ Its public face is small, in the spirit of `cryptography`'s recipes:
 * `Vault.issue_tracking_numbers / verify_tracking_number`
 * `Vault.rewrap(...)`                         -> key rotation without touching ciphertexts
 * `Vault.checkpoint_signer()`                 -> Ed25519 signer for audit-log checkpoints
+* `Vault.hash_password / verify_password`, `new_client_secret / verify_client_secret`,
+  `enrol_totp / verify_totp`, `new_session_token / session_token_hash`
+                                               -> credentials (see `vault.credentials`)
 
 Shredding is the destruction of a wrapped data key by the store; see
 `waybillguard.services.shredding`.
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from waybillguard.vault import credentials as _credentials
 from waybillguard.vault.blind_index import BlindIndexer
 from waybillguard.vault.checkpoint_signing import (
     CheckpointSigner,
@@ -27,6 +32,12 @@ from waybillguard.vault.checkpoint_signing import (
     key_id_of,
     parse_checkpoint_body,
     verify_signature,
+)
+from waybillguard.vault.credentials import (
+    CLIENT_SECRET_PREFIX,
+    SESSION_TOKEN_PREFIX,
+    CredentialError,
+    TotpSealer,
 )
 from waybillguard.vault.envelope import (
     DecryptionError,
@@ -41,7 +52,10 @@ from waybillguard.vault.raw_cipher import throwaway_sealer
 from waybillguard.vault.tracking import TrackingAuthority
 
 __all__ = [
+    "CLIENT_SECRET_PREFIX",
+    "SESSION_TOKEN_PREFIX",
     "CheckpointSigner",
+    "CredentialError",
     "DecryptionError",
     "KeyProvider",
     "KeyringError",
@@ -101,6 +115,9 @@ class Vault:
         self._provider = provider
         self._indexer = BlindIndexer(provider.secret("blind_index"))
         self._tracking = TrackingAuthority(provider.secret("tracking"))
+        # Derived on first use: a keyring from before logins existed still opens for
+        # everything else until `waybillguard init` adds the credentials secret.
+        self._totp_sealer: TotpSealer | None = None
 
     @classmethod
     def from_keyring_file(cls, path: Path) -> Vault:
@@ -165,3 +182,52 @@ class Vault:
 
     def rewrap(self, uid: bytes, kek_id: str, wrapped: bytes, new_kek_id: str) -> bytes:
         return rewrap_dek(self._provider, uid, kek_id, wrapped, new_kek_id)
+
+    # -- credentials -----------------------------------------------------------------
+    def hash_password(self, password: str) -> str:
+        """argon2id encoded hash (``$argon2id$v=19$m=65536,t=3,p=4$…``)."""
+        return _credentials.hash_secret(password)
+
+    def verify_password(self, encoded: str | None, password: str) -> bool:
+        """Constant work whether or not there is a stored hash (no user enumeration)."""
+        return _credentials.verify_secret(encoded, password)
+
+    def password_needs_rehash(self, encoded: str) -> bool:
+        return _credentials.needs_rehash(encoded)
+
+    def new_client_secret(self) -> tuple[str, str]:
+        """(client secret to show once, its argon2id hash to store)."""
+        return _credentials.new_client_secret()
+
+    def verify_client_secret(self, encoded: str | None, secret: str) -> bool:
+        return _credentials.verify_secret(encoded, secret)
+
+    def _sealer(self) -> TotpSealer:
+        if self._totp_sealer is None:
+            self._totp_sealer = TotpSealer(self._provider.secret("credentials"))
+        return self._totp_sealer
+
+    def enrol_totp(self, principal_id: int) -> tuple[str, bytes]:
+        """(base32 secret for the authenticator app, shown once; the sealed blob to store)."""
+        secret = _credentials.new_totp_secret()
+        return secret, self._sealer().seal(principal_id, secret)
+
+    def verify_totp(
+        self,
+        principal_id: int,
+        sealed: bytes,
+        code: str,
+        at: datetime,
+        after_step: int | None,
+    ) -> int | None:
+        """The matched RFC 6238 time step (> `after_step`), or None. Raises
+        CredentialError if the sealed secret does not belong to this principal."""
+        secret = self._sealer().open(principal_id, sealed)
+        return _credentials.verify_totp(secret, code, at, after_step)
+
+    def new_session_token(self) -> tuple[str, bytes]:
+        """(``wg_…`` token for the caller, its SHA-256 to store)."""
+        return _credentials.new_session_token()
+
+    def session_token_hash(self, token: str) -> bytes:
+        return _credentials.token_digest(token)

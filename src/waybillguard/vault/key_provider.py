@@ -78,7 +78,7 @@ def _now() -> str:
 class FileKeyProvider:
     """Keys in a local JSON file with owner-only permissions."""
 
-    SECRET_PURPOSES = ("blind_index", "tracking", "audit_checkpoint")
+    SECRET_PURPOSES = ("blind_index", "tracking", "audit_checkpoint", "credentials")
 
     def __init__(self, path: Path) -> None:
         self._path = path
