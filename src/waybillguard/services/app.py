@@ -38,6 +38,9 @@ class App:
         return Vault.from_keyring_file(self.settings.keyring_path)
 
     def close(self) -> None:
+        access = self.__dict__.get("_access_store")
+        if access is not None:
+            access.close()  # the reveal path's kept connection, before the pool goes
         self.engine.dispose()
 
     def __enter__(self) -> App:

@@ -55,7 +55,12 @@ def check(text: str) -> Policy:
 
 
 def ensure_initial(app: App) -> int:
-    """Put the packaged default policy in force if no policy was ever applied."""
+    """Put the packaged default policy in force if no policy was ever applied.
+
+    Part of `init`, like creating the schema: recorded in `policy_versions` (applied by
+    "system") but not as an audit event — nobody changed anything yet, and the log of a
+    fresh home starts empty. Every later `apply` is audited.
+    """
     store = access_store(app)
     with store.write() as conn:
         if store.current_policy_version(conn) is not None:
@@ -64,17 +69,6 @@ def ensure_initial(app: App) -> int:
         policy = parse_policy(text)
         store.add_policy_version(
             conn, policy.version, policy.sha256, text, SYSTEM.name, datetime.now(UTC)
-        )
-        emit_in(
-            app,
-            conn,
-            SYSTEM,
-            "policy.change",
-            detail={
-                "version": policy.version,
-                "text_ref": letter_digest(text),
-                "source": "default",
-            },
         )
     return policy.version
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from waybillguard.adapters.db.access_store import AccessStore, ApprovalRow
+from waybillguard.adapters.db.access_store import AccessStore, ApprovalRow, SealedParts
 from waybillguard.adapters.divisions import load_divisions
 from waybillguard.domain.address import full_address
 from waybillguard.domain.audit_event import (
@@ -41,6 +41,7 @@ from waybillguard.domain.policy import (
     Effect,
     Policy,
     RevealRequest,
+    Scope,
     WaybillFacts,
     check_access,
     check_volume,
@@ -168,9 +169,22 @@ def reveal(
         fresh_mfa=caller.mfa_fresh(now, policy.step_up_valid),
     )
     store = policy_admin.access_store(app)
-    with store.write() as conn:
-        principal = _locked_principal(store, conn, caller.principal)
-        facts = store.waybill_facts(conn, tracking_number) if tracking_number else None
+    courier_like = policy.roles[caller.principal.role].scope is Scope.ASSIGNED
+    sealed: SealedParts | None = None
+    with store.hot_write() as conn:
+        if tracking_number is None:
+            principal = _locked_principal(store, conn, caller.principal)
+            facts = None
+        else:
+            context = store.reveal_context(
+                conn,
+                caller.principal.id,
+                tracking_number,
+                sorted(wanted),
+                delivery_end=courier_like,
+            )
+            principal = _with_state(caller.principal, context.state)
+            facts, sealed = context.facts, context.sealed
         if facts is None:
             decision = Decision(Effect.DENY, "waybill.not_found", "无此运单 / no such waybill")
             numbers: list[str] = []
@@ -192,6 +206,8 @@ def reveal(
             now,
             approval_id,
         )
+    if outcome.allowed and sealed is not None:
+        return _open_sealed(app, outcome, wanted, sealed)
     return _open(app, outcome, wanted)
 
 
@@ -230,7 +246,7 @@ def reveal_by_phone(
     store = policy_admin.access_store(app)
     with store.write() as conn:
         principal = _locked_principal(store, conn, caller.principal)
-        request = replace(request, break_glass=_break_glass(store, conn, principal, now))
+        request = replace(request, break_glass=_break_glass(store, conn, policy, principal, now))
         granted: list[str] = []
         last: Decision | None = None
         for w in matches:
@@ -296,9 +312,14 @@ def _step_up_if_given(
 def _locked_principal(store: AccessStore, conn: Connection, principal: Principal) -> Principal:
     """Take the principal's lock and re-read its state: a lock set by a concurrent
     request or a reviewer must apply to this one."""
-    state = store.lock_principal(conn, principal.id)
+    return _with_state(principal, store.lock_principal(conn, principal.id))
+
+
+def _with_state(principal: Principal, state: str | None) -> Principal:
     if state is None:
         return replace(principal, state=PrincipalState.DISABLED)
+    if state == principal.state.value:
+        return principal
     return replace(principal, state=PrincipalState(state))
 
 
@@ -308,7 +329,11 @@ def _ticket(store: AccessStore, conn: Connection, purpose: Purpose | None) -> An
     return store.ticket(conn, purpose.ref)
 
 
-def _break_glass(store: AccessStore, conn: Connection, principal: Principal, now: datetime) -> bool:
+def _break_glass(
+    store: AccessStore, conn: Connection, policy: Policy, principal: Principal, now: datetime
+) -> bool:
+    if not policy.roles[principal.role].break_glass:
+        return False  # a grant the role may not hold is never looked up, let alone used
     return store.active_break_glass(conn, principal.id, now) is not None
 
 
@@ -323,7 +348,7 @@ def _decide_one(
     approval_id: int | None,
 ) -> tuple[Decision, RevealRequest]:
     ticket = _ticket(store, conn, request.purpose)
-    request = replace(request, break_glass=_break_glass(store, conn, principal, now))
+    request = replace(request, break_glass=_break_glass(store, conn, policy, principal, now))
     access = check_access(policy, principal, facts, request, now, ticket=ticket)
     if not access.allowed:
         return access, request
@@ -497,6 +522,23 @@ def _approval_request(
     )
 
 
+def _open_sealed(
+    app: App, outcome: RevealOutcome, wanted: frozenset[str], sealed: SealedParts
+) -> RevealOutcome:
+    """Decrypt the granted fields read in the deciding transaction, citing its event."""
+    assert outcome.audit_event is not None
+    number = outcome.tracking_numbers[0]
+    record = SealedRecord(number, sealed.uid, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertexts)
+    grant = RevealGrant(number, wanted, str(outcome.audit_event))
+    try:
+        values = app.vault.open_fields(record, grant)
+    except Exception as exc:  # the vault's errors never carry plaintext
+        raise RevealFailed(f"could not decrypt: {type(exc).__name__}") from None
+    adcodes = {"sender": sealed.origin_adcode, "recipient": sealed.destination_adcode}
+    outcome.fields[number] = _complete(values, adcodes)
+    return outcome
+
+
 def _open(app: App, outcome: RevealOutcome, wanted: frozenset[str]) -> RevealOutcome:
     """Decrypt the granted fields, citing the committed audit event."""
     if not outcome.allowed:
@@ -526,7 +568,12 @@ def complete_addresses(app: App, number: str, values: dict[str, str]) -> dict[st
     stored = app.store.get(number)
     if stored is None:
         return values
-    adcodes = {"sender": stored.origin_adcode, "recipient": stored.destination_adcode}
+    return _complete(
+        values, {"sender": stored.origin_adcode, "recipient": stored.destination_adcode}
+    )
+
+
+def _complete(values: dict[str, str], adcodes: dict[str, str]) -> dict[str, str]:
     table = load_divisions()
     out = dict(values)
     for name, value in values.items():
@@ -565,7 +612,9 @@ def explain(
         if facts is None:
             decision = Decision(Effect.DENY, "waybill.not_found", "无此运单 / no such waybill")
         else:
-            request = replace(request, break_glass=_break_glass(store, conn, principal, now))
+            request = replace(
+                request, break_glass=_break_glass(store, conn, policy, principal, now)
+            )
             access = check_access(
                 policy, principal, facts, request, now, ticket=_ticket(store, conn, parsed_purpose)
             )

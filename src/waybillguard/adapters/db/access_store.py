@@ -9,13 +9,14 @@ what makes quota counting exact under concurrency: charge first, then reveal.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, select, update
+from sqlalchemy import Connection, Engine, and_, func, select, update
 
 from waybillguard.adapters.db.access_tables import (
     alerts,
@@ -26,11 +27,10 @@ from waybillguard.adapters.db.access_tables import (
     exports,
     policy_versions,
     principals,
-    quota_charges,
     tickets,
 )
 from waybillguard.adapters.db.engine import is_sqlite
-from waybillguard.adapters.db.tables import station_coverage, waybill_events, waybills
+from waybillguard.adapters.db.tables import CT_COLUMNS, station_coverage, waybill_events, waybills
 from waybillguard.domain.lifecycle import Status
 from waybillguard.domain.policy import TicketFacts, WaybillFacts
 from waybillguard.domain.quota import WINDOW_SECONDS, Window
@@ -92,15 +92,61 @@ class ExportRow:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class SealedParts:
+    """A waybill's sealed fields and what the vault needs to open them; no plaintext."""
+
+    uid: bytes
+    kek_id: str | None
+    wrapped_dek: bytes | None
+    ciphertexts: dict[str, bytes]
+    origin_adcode: str
+    destination_adcode: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevealContext:
+    state: str | None
+    facts: WaybillFacts | None
+    sealed: SealedParts | None
+
+
 class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
+        self._local = threading.local()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def hot_write(self) -> Iterator[Connection]:
+        """A write transaction on a connection this thread keeps open between calls.
+
+        The reveal path runs one short transaction per request; checking a connection
+        out of the pool and back costs as much as the transaction's own SQL. On any
+        error the connection is closed and forgotten, so a broken one is never reused.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self.engine.connect().execution_options(immediate=True)
+            self._local.conn = conn
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            self._local.conn = None
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -125,19 +171,44 @@ class AccessStore:
         )
 
     # -- quota ledger ----------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql if self.sqlite else sql.replace("?", "%s")
+
+    def _time(self, value: datetime) -> Any:
+        """A timestamp as SQLAlchemy would bind it: SQLite stores naive UTC text."""
+        if not self.sqlite:
+            return value
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def _row(self, conn: Connection, sql: str, params: Sequence[Any]) -> Any:
+        """One row straight from the driver, in the caller's transaction (the reveal path
+        runs these on every request; SQLAlchemy's result machinery would double its cost)."""
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql(sql), tuple(params))
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def _exec(self, conn: Connection, sql: str, params: Sequence[Any]) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql(sql), tuple(params))
+        finally:
+            cursor.close()
+
     def usage(self, conn: Connection, principal_id: int, now: datetime) -> dict[Window, int]:
-        """Records charged to the principal in each rolling window ending now."""
-        starts = {w: now - timedelta(seconds=s) for w, s in WINDOW_SECONDS.items()}
-        oldest = min(starts.values())
-        at, records = quota_charges.c.at, quota_charges.c.records
-        row = conn.execute(
-            select(
-                *(
-                    func.coalesce(func.sum(case((at > starts[w], records), else_=0)), 0)
-                    for w in Window
-                )
-            ).where(and_(quota_charges.c.principal_id == principal_id, at > oldest))
-        ).one()
+        """Records charged to the principal in each rolling window ending now. (Driver SQL:
+        this runs on every reveal, inside the principal's lock.)"""
+        starts = [self._time(now - timedelta(seconds=WINDOW_SECONDS[w])) for w in Window]
+        sums = ", ".join(
+            "COALESCE(SUM(CASE WHEN at > ? THEN records ELSE 0 END), 0)" for _ in Window
+        )
+        row = self._row(
+            conn,
+            f"SELECT {sums} FROM quota_charges WHERE principal_id = ? AND at > ?",
+            [*starts, principal_id, min(starts)],
+        )
         return {w: int(v) for w, v in zip(Window, row, strict=True)}
 
     def charge(
@@ -149,15 +220,67 @@ class AccessStore:
         audit_event_id: int | None,
         reason: str | None = None,
     ) -> None:
-        conn.execute(
-            quota_charges.insert().values(
-                principal_id=principal_id,
-                at=now,
-                records=records,
-                audit_event_id=audit_event_id,
-                reason=reason or None,
-            )
+        self._exec(
+            conn,
+            "INSERT INTO quota_charges (principal_id, at, records, audit_event_id, reason) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (principal_id, self._time(now), records, audit_event_id, reason or None),
         )
+
+    def reveal_context(
+        self,
+        conn: Connection,
+        principal_id: int,
+        tracking_number: str,
+        fields: Sequence[str],
+        *,
+        delivery_end: bool,
+    ) -> RevealContext:
+        """Everything one reveal needs, read under the principal's lock: its state, the
+        waybill's routing facts and the sealed fields wanted (so the decryption after
+        commit uses exactly what was decided on)."""
+        lock = "" if self.sqlite else " FOR UPDATE"
+        state_row = self._row(
+            conn, f"SELECT state FROM principals WHERE id = ?{lock}", [principal_id]
+        )
+        cts = ", ".join(f"w.{CT_COLUMNS[f]}" for f in fields)
+        row = self._row(
+            conn,
+            "SELECT w.id, w.status, w.merchant, w.shredded_at, oc.station_code, dc.station_code, "
+            "a.courier_id, w.origin_adcode, w.destination_adcode, w.uid, w.kek_id, "
+            f"w.wrapped_dek, {cts} FROM waybills w "
+            "LEFT JOIN station_coverage oc ON oc.adcode = w.origin_adcode "
+            "LEFT JOIN station_coverage dc ON dc.adcode = w.destination_adcode "
+            "LEFT JOIN assignments a ON a.tracking_number = w.tracking_number "
+            "WHERE w.tracking_number = ?",
+            [tracking_number],
+        )
+        state = state_row[0] if state_row else None
+        if row is None:
+            return RevealContext(state, None, None)
+        status = Status(row[1])
+        ended = self._delivery_ended_at(conn, row[0], status) if delivery_end else None
+        facts = WaybillFacts(
+            tracking_number=tracking_number,
+            status=status,
+            origin_station=row[4],
+            destination_station=row[5],
+            merchant=row[2],
+            assigned_courier=row[6],
+            delivery_ended_at=ended,
+            shredded=row[3] is not None,
+        )
+        sealed = SealedParts(
+            uid=bytes(row[9]),
+            kek_id=row[10],
+            wrapped_dek=bytes(row[11]) if row[11] is not None else None,
+            ciphertexts={
+                f: bytes(v) for f, v in zip(fields, row[12:], strict=True) if v is not None
+            },
+            origin_adcode=row[7],
+            destination_adcode=row[8],
+        )
+        return RevealContext(state, facts, sealed)
 
     # -- waybill facts ---------------------------------------------------------------------
     def waybill_facts(self, conn: Connection, tracking_number: str) -> WaybillFacts | None:

@@ -113,11 +113,23 @@ class AuditStore:
             cursor.close()
 
     def _run(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> None:
-        conn.exec_driver_sql(self._sql(sql), tuple(params))
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self._sql(sql), tuple(params))
+        finally:
+            cursor.close()
 
     def _run_many(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            conn.exec_driver_sql(self._sql(sql), list(rows))
+        if not rows:
+            return
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if len(rows) == 1:
+                cursor.execute(self._sql(sql), tuple(rows[0]))
+            else:
+                cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+        finally:
+            cursor.close()
 
     # -- transactions --------------------------------------------------------------
     @contextmanager

@@ -61,7 +61,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("immediate"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Straight to the driver: this runs once per transaction, on every reveal.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
