@@ -18,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from waybillguard.domain.errors import FieldError
+from waybillguard.domain.identity import Principal
 from waybillguard.domain.lifecycle import IllegalTransition
 from waybillguard.domain.parcel import CATEGORIES
 from waybillguard.domain.tracking import TrackingSpaceExhausted
+from waybillguard.entrypoints.access_cli import acting
 from waybillguard.entrypoints.common import (
     HomeOpt,
     JsonOpt,
@@ -37,6 +39,7 @@ from waybillguard.services import bench as bench_service
 from waybillguard.services import importer, keys, shredding, tracking, waybills
 from waybillguard.services import lookup as lookup_service
 from waybillguard.services.app import App, initialise
+from waybillguard.services.auth import AuthContext
 from waybillguard.services.readers import InputFormatError, count_rows_fast
 from waybillguard.services.synth import write_synth
 from waybillguard.vault import KeyringError
@@ -53,6 +56,10 @@ bench_app = typer.Typer(help="性能基准 / benchmarks", no_args_is_help=True)
 app.add_typer(tracking_app, name="tracking")
 app.add_typer(keys_app, name="keys")
 app.add_typer(bench_app, name="bench")
+
+
+def _principal(context: AuthContext | None) -> Principal | None:
+    return context.principal if context is not None else None
 
 
 @app.callback()
@@ -192,8 +199,9 @@ def _status(value: str) -> str:
 def show(number: str, home: HomeOpt = None, json: JsonOpt = False) -> None:
     """查看（脱敏）/ Show one waybill, masked."""
     with _open(home) as application:
+        actor, context = acting(application, json)
         try:
-            view = waybills.show(application, number)
+            view = waybills.show(application, number, actor, _principal(context))
         except waybills.WaybillNotFound as exc:
             _fail(str(exc), 1, as_json=json)
     if json:
@@ -226,7 +234,8 @@ def list_(
 ) -> None:
     """列表（脱敏）/ List waybills, masked."""
     with _open(home) as application:
-        rows = waybills.list_waybills(application, limit, after)
+        actor, context = acting(application, json)
+        rows = waybills.list_waybills(application, limit, after, actor, _principal(context))
     if json:
         _emit_json(rows)
         return
@@ -251,8 +260,11 @@ def event(
 ) -> None:
     """记录轨迹 / Record a lifecycle event (refuses illegal transitions)."""
     with _open(home) as application:
+        actor, context = acting(application, json)
         try:
-            result = waybills.record_event(application, number, status, note=note)
+            result = waybills.record_event(
+                application, number, status, actor, note=note, principal=_principal(context)
+            )
         except (waybills.WaybillNotFound, IllegalTransition, waybills.ConcurrentUpdate) as exc:
             _fail(str(exc), 1, as_json=json)
         except ValueError as exc:
@@ -284,8 +296,14 @@ def lookup(
         _fail("expected the phone on the first stdin line (and the name on the second)", 2)
     with _open(home) as application:
         try:
+            actor, context = acting(application, json)
             found = lookup_service.by_phone(
-                application, lines[0], lines[1] if with_name else None, limit
+                application,
+                lines[0],
+                lines[1] if with_name else None,
+                limit,
+                actor,
+                _principal(context),
             )
         except FieldError as exc:
             _fail(f"{exc.field}: {exc.reason}", 2, as_json=json)

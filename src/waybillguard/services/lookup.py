@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from waybillguard.domain.identity import Principal
 from waybillguard.domain.person_name import parse_name
 from waybillguard.domain.phone import parse_phone
 from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
+from waybillguard.services.visibility import visible
 from waybillguard.services.waybills import masked_view
 
 MAX_RESULTS = 100
@@ -24,6 +26,7 @@ def by_phone(
     name: str | None = None,
     limit: int = MAX_RESULTS,
     actor: Actor | None = None,
+    principal: Principal | None = None,
 ) -> list[dict[str, Any]]:
     """Masked waybills of a party. The audit event records the blind-index reference
     (never the phone or name) and every waybill returned."""
@@ -33,7 +36,11 @@ def by_phone(
     if name is not None:
         parsed_name = parse_name(name, "name")
         name_index = app.vault.index_name_phone(parsed_name.value, parsed_phone.e164)
-    found = app.store.find_by_phone_index(phone_index, name_index, max(1, min(limit, MAX_RESULTS)))
+    found = visible(
+        app,
+        principal,
+        app.store.find_by_phone_index(phone_index, name_index, max(1, min(limit, MAX_RESULTS))),
+    )
     emit(
         app,
         actor or Actor.local_operator(),

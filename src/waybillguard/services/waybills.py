@@ -6,10 +6,12 @@ from typing import Any
 
 from waybillguard.adapters.db.waybill_store import StoredEvent, StoredWaybill
 from waybillguard.domain.fields import PII_ATTRIBUTES, ROLES
+from waybillguard.domain.identity import Principal
 from waybillguard.domain.lifecycle import Status, check_transition, parse_status
 from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
+from waybillguard.services.visibility import view_check, visible
 
 MAX_LIST = 10_000
 
@@ -59,30 +61,43 @@ def _normalise_number(number: str) -> str:
     return str(parsed)
 
 
-def show(app: App, number: str, actor: Actor | None = None) -> dict[str, Any]:
-    """One masked waybill. Audited (found or not) before anything is returned."""
+def show(
+    app: App, number: str, actor: Actor | None = None, principal: Principal | None = None
+) -> dict[str, Any]:
+    """One masked waybill. Audited (found, outside the caller's scope, or not found)
+    before anything is returned; out of scope answers exactly like not found."""
     actor = actor or Actor.local_operator()
     parsed = parse_tracking_number(number)
     stored = app.store.get(str(parsed)) if parsed else None
+    decision, rule = ("allow", "") if stored else ("n/a", "")
+    if stored is not None and principal is not None:
+        verdict = view_check(app, principal)(stored)
+        decision, rule = verdict.effect.value, verdict.rule
     emit(
         app,
         actor,
         "waybill.show",
         waybills=[stored.tracking_number] if stored else [],
-        decision="allow" if stored else "n/a",
+        decision=decision,
+        rule=rule,
         detail={"found": 1 if stored else 0},
     )
-    if stored is None:
+    if stored is None or decision != "allow":
         raise WaybillNotFound()
     return masked_view(stored, app.store.events(stored.id))
 
 
 def list_waybills(
-    app: App, limit: int, after_id: int = 0, actor: Actor | None = None
+    app: App,
+    limit: int,
+    after_id: int = 0,
+    actor: Actor | None = None,
+    principal: Principal | None = None,
 ) -> list[dict[str, Any]]:
-    """A page of masked waybills. The audit event names every waybill on the page."""
+    """A page of masked waybills (only those in the caller's scope). The audit event
+    names every waybill shown."""
     limit = max(1, min(limit, MAX_LIST))
-    page = app.store.page(limit, after_id)
+    page = visible(app, principal, app.store.page(limit, after_id))
     emit(
         app,
         actor or Actor.local_operator(),
@@ -99,10 +114,16 @@ def record_event(
     status: str,
     actor: Actor | None = None,
     note: str | None = None,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
+    """Record a lifecycle event; a logged-in principal only on waybills in their scope."""
     actor = actor or Actor.local_operator()
     wanted = parse_status(status)
     tracking = _normalise_number(number)
+    if principal is not None:
+        stored = app.store.get(tracking)
+        if stored is None or not view_check(app, principal)(stored).allowed:
+            raise WaybillNotFound()
     with app.store.write() as conn:
         current = app.store.current_status(conn, tracking)
         if current is None:
