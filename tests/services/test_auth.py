@@ -13,8 +13,10 @@ import orjson
 import pyotp
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import text
 
 from tests.conftest import storage_files
+from tests.services.test_identities import audit_writes_fail, state_snapshot
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.identity import STAFF_ROLES, Role
 from waybillguard.services import audit, auth, identities
@@ -572,3 +574,141 @@ def test_no_secret_in_audit_logs_or_database(
         assert people.client_secret.encode() not in blob
         for token in tokens:
             assert token.encode() not in blob
+
+
+# -- audit atomicity -----------------------------------------------------------------------
+def _session_count(app: App) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM sessions")).scalar_one())
+
+
+def test_login_with_failing_audit_opens_no_session(people: People) -> None:
+    """Fault injection in the database: the `login` event cannot be written, so there is
+    no session, the failure counter is untouched and the TOTP step is not used up."""
+    app = people.app
+    code = people.code("alice", T0)
+    before = state_snapshot(app)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        people.login("alice", T0, totp=code)
+    assert _session_count(app) == 0
+    assert state_snapshot(app) == before
+    cred = _credentials(app, "alice")
+    assert cred.failed_attempts == 0 and cred.totp_last_step is None
+    assert _login_events(app) == []
+    # The same code still works once the log does: the step was never recorded.
+    session = people.login("alice", T0, totp=code)
+    assert auth.authenticate(app, session.token, now=T0).principal.username == "alice"
+    assert _session_count(app) == 1
+    assert [e["rule"] for e in _login_events(app)] == ["auth.ok"]
+
+
+def test_courier_and_client_logins_with_failing_audit_open_no_session(people: People) -> None:
+    app = people.app
+    before = state_snapshot(app)
+    with audit_writes_fail(app):
+        with pytest.raises(Exception, match="injected audit failure"):
+            people.login("carl", T0, device_id="PDA-0001")
+        with pytest.raises(Exception, match="injected audit failure"):
+            auth.client_login(app, "shop-alpha", people.client_secret, now=T0)
+    assert _session_count(app) == 0
+    assert state_snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"password": "wrong wrong wrong"},
+        {"totp": None},
+        {"totp": "000000"},
+    ],
+    ids=["bad_password", "totp_required", "bad_totp"],
+)
+def test_failed_login_counter_and_event_commit_together(
+    people: People, kwargs: dict[str, object]
+) -> None:
+    """A failure is counted only with its audit event: four failures recorded, then a
+    fifth whose event cannot be written neither counts nor locks the account."""
+    app = people.app
+    for _ in range(4):
+        _login_error(people, "alice", T0, **kwargs)
+    assert _credentials(app, "alice").failed_attempts == 4
+    before = state_snapshot(app)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        people.login("alice", T0, **kwargs)
+    assert state_snapshot(app) == before
+    cred = _credentials(app, "alice")
+    assert cred.failed_attempts == 4 and cred.locked_until is None
+    assert len(_login_events(app)) == 4
+    fifth = _login_error(people, "alice", T0, **kwargs)  # the log works again
+    assert "locked" in str(fifth)
+    cred = _credentials(app, "alice")
+    assert cred.failed_attempts == 5 and cred.locked_until == T0 + timedelta(minutes=1)
+    assert _login_events(app)[-1]["detail"] == {"failures": 5, "locked_s": 60}
+
+
+def test_logout_with_failing_audit_keeps_the_session(people: People) -> None:
+    app = people.app
+    session = people.login("alice", T0)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        auth.logout(app, session.token, now=T0)
+    assert auth.authenticate(app, session.token, now=T0).principal.username == "alice"
+    assert auth.logout(app, session.token, now=T0)
+    assert [e["action"] for e in _login_events(app)] == ["login", "logout"]
+
+
+def test_step_up_with_failing_audit_records_nothing(people: People) -> None:
+    app = people.app
+    session = people.login("alice", T0)
+    later = T0 + timedelta(minutes=5)
+    code = people.code("alice", later)
+    before = state_snapshot(app)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        auth.step_up(app, session.principal, code, token=session.token, now=later)
+    assert state_snapshot(app) == before
+    context = auth.authenticate(app, session.token, now=later)
+    assert context.mfa_at == T0  # not the step-up time
+    # Nor was the code used up, or a failure counted.
+    assert _credentials(app, "alice").failed_attempts == 0
+    assert auth.step_up(app, session.principal, code, token=session.token, now=later)
+    assert auth.authenticate(app, session.token, now=later).mfa_at == later
+
+
+def test_wrong_step_up_with_failing_audit_is_not_counted(people: People) -> None:
+    app = people.app
+    session = people.login("alice", T0)
+    at = T0 + timedelta(minutes=1)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        auth.step_up(app, session.principal, "000000", token=session.token, now=at)
+    assert _credentials(app, "alice").failed_attempts == 0
+    assert not auth.step_up(app, session.principal, "000000", token=session.token, now=at)
+    assert _credentials(app, "alice").failed_attempts == 1
+
+
+def test_outcome_is_withheld_when_a_lockout_begins_during_the_check(
+    people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password is checked without holding a lock; if concurrent guesses lock the
+    account meanwhile, this attempt is refused as locked out, uncharged — even with the
+    right password — so no guess beyond the fifth ever gets an answer."""
+    app = people.app
+    store = identities.store_for(app)
+    principal = identities.get_principal(app, "alice")
+    assert principal is not None
+    real_verify = app.vault.verify_password
+
+    def verify_while_others_lock(encoded: str | None, password: str) -> bool:
+        with store.write() as conn:  # five concurrent wrong guesses commit meanwhile
+            store.update_credentials(
+                conn, principal.id, failed_attempts=5, locked_until=T0 + timedelta(minutes=1)
+            )
+        return real_verify(encoded, password)
+
+    monkeypatch.setattr(app.vault, "verify_password", verify_while_others_lock)
+    error = _login_error(people, "alice", T0)  # right password and code
+    assert error.code == "locked_out"
+    assert _session_count(app) == 0
+    cred = _credentials(app, "alice")
+    assert cred.failed_attempts == 5 and cred.totp_last_step is None
+    event = _login_events(app)[-1]
+    assert (event["decision"], event["rule"]) == ("deny", "auth.locked_out")
+    assert event["detail"] == {"locked_s": 60}

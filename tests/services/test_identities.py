@@ -3,12 +3,14 @@ administrators, audited, and never echoing a password or secret."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import text
 
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.identity import (
@@ -347,3 +349,158 @@ def test_no_password_or_secret_in_audit(org: App) -> None:
     for secret in secrets:
         assert secret and secret not in dumped
     assert "lena" in dumped  # the subject is named
+
+
+# -- audit atomicity -----------------------------------------------------------------------
+_STATE_TABLES = ("units", "station_coverage", "principals", "credentials", "sessions")
+
+
+@contextmanager
+def audit_writes_fail(app: App) -> Iterator[None]:
+    """Fault injection in the database itself: while active, every insert into the audit
+    log raises (a trigger on `audit_pending`, on SQLite and PostgreSQL)."""
+    sqlite = app.settings.uses_embedded_database
+    with app.engine.begin() as conn:
+        if sqlite:
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_pending "
+                    "BEGIN SELECT RAISE(ABORT, 'injected audit failure'); END"
+                )
+            )
+        else:
+            conn.execute(
+                text(
+                    "CREATE FUNCTION fail_audit() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'injected audit failure'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_pending "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_audit()"
+                )
+            )
+    try:
+        yield
+    finally:
+        with app.engine.begin() as conn:
+            if sqlite:
+                conn.execute(text("DROP TRIGGER fail_audit"))
+            else:
+                conn.execute(text("DROP TRIGGER fail_audit ON audit_pending"))
+                conn.execute(text("DROP FUNCTION fail_audit()"))
+
+
+def state_snapshot(app: App) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the tables identities and sessions live in, in a stable order."""
+    with app.engine.connect() as conn:
+        return {
+            table: sorted(
+                (tuple(row) for row in conn.execute(text(f"SELECT * FROM {table}"))), key=repr
+            )
+            for table in _STATE_TABLES
+        }
+
+
+def _audit_count(app: App) -> int:
+    with app.engine.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM audit_pending")).scalar_one())
+
+
+@pytest.fixture
+def staffed(org: App) -> App:
+    identities.add_user(org, OP, "alice", "cs_agent", "SZ-NS", password=PASSWORD)
+    identities.add_user(
+        org, OP, "carl", "courier", "SZ-NS", password=PASSWORD, device_id="PDA-0001"
+    )
+    identities.add_user(org, OP, "dora", "cs_agent", "SZ-NS", password=PASSWORD)
+    identities.disable_user(org, OP, "dora")
+    identities.add_client(org, OP, "shop-alpha", "SZ-NS", "shop-0001", ["recipient.name"])
+    store = identities.store_for(org)
+    now = datetime.now(UTC)
+    with store.write() as conn:  # a live session each, which disable / reset would end
+        for name in ("alice", "carl"):
+            stored = store.principal(conn, username=name)
+            assert stored is not None
+            store.insert_session(
+                conn,
+                name.encode().ljust(32, b"\0"),
+                stored.principal.id,
+                created_at=now,
+                expires_at=now + timedelta(hours=1),
+                mfa_at=None,
+                device_id="PDA-0001" if name == "carl" else None,
+                client_address=None,
+                scopes=[],
+            )
+    return org
+
+
+_CHANGES: dict[str, Callable[[App], object]] = {
+    "add_unit": lambda a: identities.add_unit(
+        a, OP, "SZ-BA", "station", "宝安网点", parent="GD", covers=["440306"]
+    ),
+    "disable_unit": lambda a: identities.disable_unit(a, OP, "BJ-CY"),
+    "add_user": lambda a: identities.add_user(
+        a, OP, "newbie", "cs_agent", "SZ-NS", password=PASSWORD
+    ),
+    "add_courier": lambda a: identities.add_user(
+        a, OP, "newcourier", "courier", "SZ-NS", password=PASSWORD, device_id="PDA-0002"
+    ),
+    "set_grade": lambda a: identities.set_grade(a, OP, "alice", 7),
+    "disable_user": lambda a: identities.disable_user(a, OP, "alice", reason="left"),
+    "enable_user": lambda a: identities.enable_user(a, OP, "dora"),
+    "reset_password": lambda a: identities.reset_password(
+        a, OP, "alice", "another long passphrase", reset_totp=True
+    ),
+    "bind_device": lambda a: identities.bind_device(a, OP, "carl", "PDA-0009"),
+    "add_client": lambda a: identities.add_client(
+        a, OP, "shop-beta", "SZ-NS", "shop-0002", ["recipient.address"]
+    ),
+    "disable_client": lambda a: identities.disable_client(a, OP, "shop-alpha"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(_CHANGES))
+def test_change_and_its_audit_event_commit_together(staffed: App, change: str) -> None:
+    """If the audit event of a change cannot be written, the change is not made either;
+    once the log works again the same change goes through, with its event."""
+    app = staffed
+    before = state_snapshot(app)
+    events_before = _audit_count(app)
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        _CHANGES[change](app)
+    assert state_snapshot(app) == before
+    assert _audit_count(app) == events_before
+
+    _CHANGES[change](app)
+    assert state_snapshot(app) != before
+    assert _audit_count(app) == events_before + 1
+
+
+def test_user_add_with_failing_audit_leaves_no_user(staffed: App) -> None:
+    app = staffed
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        identities.add_user(app, OP, "ghost", "station_clerk", "SZ-NS", password=PASSWORD)
+    assert identities.get_principal(app, "ghost") is None
+    assert "ghost" not in [p.username for p in identities.list_users(app)]
+    with app.engine.connect() as conn:
+        orphans = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM credentials WHERE principal_id NOT IN "
+                "(SELECT id FROM principals)"
+            )
+        ).scalar_one()
+    assert orphans == 0
+    assert '"ghost"' not in orjson.dumps(_events(app)).decode()
+
+
+def test_set_grade_with_failing_audit_keeps_the_grade(staffed: App) -> None:
+    app = staffed
+    grade = identities.get_principal(app, "alice").grade  # type: ignore[union-attr]
+    with audit_writes_fail(app), pytest.raises(Exception, match="injected audit failure"):
+        identities.set_grade(app, OP, "alice", grade + 1)
+    assert identities.get_principal(app, "alice").grade == grade  # type: ignore[union-attr]
+    ops = [e["detail"]["op"] for e in _events(app) if e["action"] == "user.change"]  # type: ignore[index]
+    assert "set_grade" not in ops

@@ -4,18 +4,27 @@
   needs a TOTP code (RFC 6238), and a courier must log in from the device registered for
   them. **Partner clients** log in with client id + client secret (`client_login`) and
   get a token scoped to their contract; neither path accepts the other's credentials.
-* **Lockout with back-off.** Every attempt is charged as a failure *before* the password
-  is checked (charge first, like the reveal quota), so parallel guesses cannot overtake
-  the counter; a success resets it. From the 5th consecutive failure the account is
-  locked for 1 minute, doubling with each further failure up to 1 hour. During a lockout
-  nothing is checked at all, so a guess made then reveals nothing about the password.
+* **Lockout with back-off.** From the 5th consecutive failure the account is locked for
+  1 minute, doubling with each further failure up to 1 hour; a success resets the
+  counter. During a lockout nothing is checked at all, so a guess made then reveals
+  nothing about the password. Otherwise the credentials are checked without holding any
+  lock (argon2 is slow on purpose), and then the outcome commits in one transaction
+  that holds the account's credentials row: a failure increments the counter, a success
+  resets it and opens the session, together with the attempt's audit event. If
+  concurrent attempts locked the account while this one was being checked, its outcome
+  is withheld: it is refused as locked out and not charged, whatever the password was.
+  So parallel guesses cannot overtake the counter (of 12 simultaneous wrong guesses
+  exactly 5 get an answer), and no counter change or session exists without its audit
+  event: if the event cannot be written, nothing changes.
 * **Sessions.** Tokens are `wg_…` (256 random bits), stored as SHA-256. Staff sessions
   end after 15 minutes without use or 8 hours after login, whichever comes first;
   client tokens live 1 hour. `authenticate` slides the idle window.
 * **Audit.** Every login outcome is an audit event (`login`, decision allow/deny, rule
-  `auth.…`), every logout and step-up too. Events never carry a password, secret, TOTP
-  code or device id; an unknown username is recorded as `anonymous`, because what was
-  typed there is sometimes a password.
+  `auth.…`), every logout and step-up too; those that change state (a failure counted,
+  a session opened or ended, `mfa_at` recorded) commit in the same transaction as the
+  change. Events never carry a password, secret, TOTP code or device id; an unknown
+  username is recorded as `anonymous`, because what was typed there is sometimes a
+  password.
 
 `AuthError.code` is stable for programs: bad_credentials, locked_out, totp_required,
 bad_totp, device_required, device_unregistered, device_mismatch, account_disabled,
@@ -28,6 +37,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
+
+from sqlalchemy import Connection
 
 from waybillguard.adapters.db.identity_store import CredentialRow, IdentityStore, StoredPrincipal
 from waybillguard.domain.errors import FieldError
@@ -163,35 +174,17 @@ def _deny(
     action: str = "login",
     **detail: str | int,
 ) -> None:
+    """Audit a refusal that changes nothing (no such account, a lockout in force)."""
     activity.emit(app, actor, action, decision="deny", rule=rule, detail=detail)
 
 
-@dataclass(frozen=True, slots=True)
-class _Charged:
-    """The outcome of charging one attempt against an account."""
-
-    stored: StoredPrincipal
-    credentials: CredentialRow
-    failures: int  # including this attempt
-    locked_until: datetime | None  # set when this attempt (or an earlier one) locked it
-    refused: bool  # locked before this attempt: nothing may be checked
+def _is_locked(cred: CredentialRow, at: datetime) -> bool:
+    return cred.locked_until is not None and cred.locked_until > at
 
 
-def _charge(store: IdentityStore, stored: StoredPrincipal, at: datetime) -> _Charged | None:
-    """Charge one attempt as a failure unless the account is locked. None if the account
-    has no credentials record."""
-    pid = stored.principal.id
-    with store.write() as conn:
-        cred = store.credentials(conn, pid, for_update=True)
-        if cred is None:
-            return None
-        if cred.locked_until is not None and cred.locked_until > at:
-            return _Charged(stored, cred, cred.failed_attempts, cred.locked_until, refused=True)
-        failures = cred.failed_attempts + 1
-        lock = lockout_for(failures)
-        locked_until = at + lock if lock is not None else None
-        store.update_credentials(conn, pid, failed_attempts=failures, locked_until=locked_until)
-    return _Charged(stored, cred, failures, locked_until, refused=False)
+def _read_credentials(store: IdentityStore, principal_id: int) -> CredentialRow | None:
+    with store.read() as conn:
+        return store.credentials(conn, principal_id)
 
 
 def _locked_message(until: datetime, at: datetime) -> str:
@@ -199,23 +192,80 @@ def _locked_message(until: datetime, at: datetime) -> str:
     return f"（{seconds} 秒后再试 / try again in {seconds} s, after {until:%H:%M:%S} UTC）"
 
 
-def _fail_attempt(
+def _locked_detail(action: str, kind: str, until: datetime, at: datetime) -> dict[str, str | int]:
+    """What the audit event of an attempt refused during a lockout holds."""
+    if action == "step_up":
+        return {}
+    detail: dict[str, str | int] = {"locked_s": int((until - at).total_seconds())}
+    if kind:
+        detail["kind"] = kind
+    return detail
+
+
+def _charge_in(
     app: App,
+    store: IdentityStore,
+    conn: Connection,
     actor: Actor,
-    charged: _Charged,
+    cred: CredentialRow,
     at: datetime,
     code: str,
     rule: str,
     action: str = "login",
+    kind: str = "",
 ) -> AuthError:
-    """Audit a failed (already charged) attempt and build the error to raise."""
-    until = charged.locked_until
+    """Inside the caller's write transaction, holding the credentials row `cred`: charge
+    one failed attempt and append its audit event, so the counter and the event commit
+    together. Returns the error to raise once committed.
+
+    If concurrent attempts locked the account while this one was being checked, nothing
+    is charged and the outcome is withheld: the attempt is refused as locked out,
+    whatever its password or code was."""
+    if _is_locked(cred, at):
+        assert cred.locked_until is not None
+        detail = _locked_detail(action, kind, cred.locked_until, at)
+        activity.emit_in(
+            app, conn, actor, action, decision="deny", rule="auth.locked_out", detail=detail
+        )
+        return _error("locked_out", _locked_message(cred.locked_until, at))
+    failures = cred.failed_attempts + 1
+    lock = lockout_for(failures)
+    until = at + lock if lock is not None else None
+    store.update_credentials(conn, cred.principal_id, failed_attempts=failures, locked_until=until)
     locked_s = int((until - at).total_seconds()) if until is not None and until > at else 0
-    _deny(app, actor, rule, action, failures=charged.failures, locked_s=locked_s)
+    activity.emit_in(
+        app,
+        conn,
+        actor,
+        action,
+        decision="deny",
+        rule=rule,
+        detail={"failures": failures, "locked_s": locked_s},
+    )
     extra = ""
     if until is not None and locked_s > 0:
         extra = "；" + _MESSAGES["locked_out"] + _locked_message(until, at)
     return _error(code, extra)
+
+
+def _fail_attempt(
+    app: App,
+    store: IdentityStore,
+    actor: Actor,
+    principal_id: int,
+    at: datetime,
+    code: str,
+    rule: str,
+    action: str = "login",
+    kind: str = "",
+) -> AuthError:
+    """Charge a failed attempt and audit it in one transaction; the error to raise."""
+    with store.write() as conn:
+        cred = store.credentials(conn, principal_id, for_update=True)
+        if cred is None:  # the credentials record vanished meanwhile: nothing to charge
+            activity.emit_in(app, conn, actor, action, decision="deny", rule="auth.no_credentials")
+            return _error(code)
+        return _charge_in(app, store, conn, actor, cred, at, code, rule, action, kind)
 
 
 def _state_rule(stored: StoredPrincipal) -> str | None:
@@ -251,53 +301,11 @@ def _verify_totp(
     return None, seen is not None
 
 
-def _success(
-    app: App,
-    store: IdentityStore,
-    stored: StoredPrincipal,
-    at: datetime,
-    *,
-    step: int | None,
-    new_hash: dict[str, str],
-    expires_at: datetime,
-    device_id: str | None,
-    client: str,
-    scopes: frozenset[str],
-) -> tuple[str, bytes] | None:
-    """Reset the failure counter, record the TOTP step, open the session — one
-    transaction. None if the TOTP step was taken by a concurrent login meanwhile."""
-    pid = stored.principal.id
-    token, token_hash = app.vault.new_session_token()
-    with store.write() as conn:
-        cred = store.credentials(conn, pid, for_update=True)
-        if cred is None:
-            return None
-        if step is not None and cred.totp_last_step is not None and step <= cred.totp_last_step:
-            return None
-        values: dict[str, object] = {"failed_attempts": 0, "locked_until": None, **new_hash}
-        if step is not None:
-            values["totp_last_step"] = step
-        store.update_credentials(conn, pid, **values)
-        store.insert_session(
-            conn,
-            token_hash,
-            pid,
-            created_at=at,
-            expires_at=expires_at,
-            mfa_at=at if step is not None else None,
-            device_id=device_id,
-            client_address=client or None,
-            scopes=sorted(scopes),
-        )
-    return token, token_hash
-
-
 def _open_session(
     app: App,
     store: IdentityStore,
     actor: Actor,
     stored: StoredPrincipal,
-    charged: _Charged,
     at: datetime,
     *,
     step: int | None,
@@ -307,31 +315,54 @@ def _open_session(
     client: str,
     scopes: frozenset[str],
     method: str,
+    kind: str = "",
 ) -> Session:
-    opened = _success(
-        app,
-        store,
-        stored,
-        at,
-        step=step,
-        new_hash=new_hash,
-        expires_at=expires_at,
-        device_id=device_id,
-        client=client,
-        scopes=scopes,
-    )
-    if opened is None:
-        raise _fail_attempt(app, actor, charged, at, "bad_totp", "auth.totp_replay")
-    token, token_hash = opened
-    try:
-        activity.emit(
-            app, actor, "login", decision="allow", rule="auth.ok", detail={"method": method}
-        )
-    except BaseException:
-        # No audit record, no session: the token never leaves this function.
-        with store.write() as conn:
-            store.revoke_session(conn, token_hash, at)
-        raise
+    """Reset the failure counter, record the TOTP step, open the session and append the
+    `login` audit event — one transaction: no audit record, no session, and the token
+    never leaves this function. If the TOTP step was taken by a concurrent login
+    meanwhile, the attempt is charged as a failure instead; if concurrent attempts
+    locked the account, it is refused as locked out."""
+    pid = stored.principal.id
+    token, token_hash = app.vault.new_session_token()
+    failure: AuthError | None = None
+    with store.write() as conn:
+        cred = store.credentials(conn, pid, for_update=True)
+        if cred is None:
+            activity.emit_in(app, conn, actor, "login", decision="deny", rule="auth.no_credentials")
+            failure = _error("bad_credentials")
+        elif _is_locked(cred, at) or (
+            step is not None and cred.totp_last_step is not None and step <= cred.totp_last_step
+        ):
+            failure = _charge_in(
+                app, store, conn, actor, cred, at, "bad_totp", "auth.totp_replay", kind=kind
+            )
+        else:
+            values: dict[str, object] = {"failed_attempts": 0, "locked_until": None, **new_hash}
+            if step is not None:
+                values["totp_last_step"] = step
+            store.update_credentials(conn, pid, **values)
+            store.insert_session(
+                conn,
+                token_hash,
+                pid,
+                created_at=at,
+                expires_at=expires_at,
+                mfa_at=at if step is not None else None,
+                device_id=device_id,
+                client_address=client or None,
+                scopes=sorted(scopes),
+            )
+            activity.emit_in(
+                app,
+                conn,
+                actor,
+                "login",
+                decision="allow",
+                rule="auth.ok",
+                detail={"method": method},
+            )
+    if failure is not None:
+        raise failure
     return Session(token=token, expires_at=expires_at, principal=stored.principal, scopes=scopes)
 
 
@@ -367,47 +398,45 @@ def login(
         raise _error("bad_credentials")
     principal = stored.principal
     actor = Actor.for_principal(principal, client)
-    charged = _charge(store, stored, at)
-    if charged is None:
+    cred = _read_credentials(store, principal.id)
+    if cred is None:
         app.vault.verify_password(None, password)
         _deny(app, actor, "auth.no_credentials")
         raise _error("bad_credentials")
-    if charged.refused:
-        assert charged.locked_until is not None
+    if _is_locked(cred, at):
+        assert cred.locked_until is not None
         _deny(
             app,
             actor,
             "auth.locked_out",
-            locked_s=int((charged.locked_until - at).total_seconds()),
+            locked_s=int((cred.locked_until - at).total_seconds()),
         )
-        raise _error("locked_out", _locked_message(charged.locked_until, at))
-    cred = charged.credentials
+        raise _error("locked_out", _locked_message(cred.locked_until, at))
+
+    def fail(code: str, rule: str) -> AuthError:
+        return _fail_attempt(app, store, actor, principal.id, at, code, rule)
+
     if not app.vault.verify_password(cred.password_hash, password):
-        raise _fail_attempt(app, actor, charged, at, "bad_credentials", "auth.bad_password")
+        raise fail("bad_credentials", "auth.bad_password")
     state = _state_rule(stored)
     if state is not None:
-        raise _fail_attempt(app, actor, charged, at, state, f"auth.{state}")
+        raise fail(state, f"auth.{state}")
     step: int | None = None
     if requires_totp(principal.role):
         if code is None:
-            raise _fail_attempt(app, actor, charged, at, "totp_required", "auth.totp_required")
+            raise fail("totp_required", "auth.totp_required")
         if cred.totp_sealed is None:
-            raise _fail_attempt(
-                app, actor, charged, at, "totp_not_enrolled", "auth.totp_not_enrolled"
-            )
+            raise fail("totp_not_enrolled", "auth.totp_not_enrolled")
         step, replayed = _verify_totp(app, principal.id, cred, code, at)
         if step is None:
-            rule = "auth.totp_replay" if replayed else "auth.bad_totp"
-            raise _fail_attempt(app, actor, charged, at, "bad_totp", rule)
+            raise fail("bad_totp", "auth.totp_replay" if replayed else "auth.bad_totp")
     if principal.role is Role.COURIER:
         if principal.device_id is None:
-            raise _fail_attempt(
-                app, actor, charged, at, "device_unregistered", "auth.device_unregistered"
-            )
+            raise fail("device_unregistered", "auth.device_unregistered")
         if device is None:
-            raise _fail_attempt(app, actor, charged, at, "device_required", "auth.device_required")
+            raise fail("device_required", "auth.device_required")
         if device != principal.device_id:
-            raise _fail_attempt(app, actor, charged, at, "device_mismatch", "auth.device_mismatch")
+            raise fail("device_mismatch", "auth.device_mismatch")
     new_hash: dict[str, str] = {}
     if cred.password_hash and app.vault.password_needs_rehash(cred.password_hash):
         new_hash["password_hash"] = app.vault.hash_password(password)
@@ -419,7 +448,6 @@ def login(
         store,
         actor,
         stored,
-        charged,
         at,
         step=step,
         new_hash=new_hash,
@@ -465,37 +493,44 @@ def client_login(
         raise _error("bad_client_credentials")
     principal = stored.principal
     actor = Actor.for_principal(principal, client)
-    charged = _charge(store, stored, at)
-    if charged is None:
+    cred = _read_credentials(store, principal.id)
+    if cred is None:
         app.vault.verify_client_secret(None, client_secret)
         _deny(app, actor, "auth.no_credentials", kind="client")
         raise _error("bad_client_credentials")
-    if charged.refused:
-        assert charged.locked_until is not None
+    if _is_locked(cred, at):
+        assert cred.locked_until is not None
         _deny(
             app,
             actor,
             "auth.locked_out",
-            locked_s=int((charged.locked_until - at).total_seconds()),
+            locked_s=int((cred.locked_until - at).total_seconds()),
             kind="client",
         )
-        raise _error("locked_out", _locked_message(charged.locked_until, at))
-    cred = charged.credentials
+        raise _error("locked_out", _locked_message(cred.locked_until, at))
     if not client_secret.startswith(CLIENT_SECRET_PREFIX) or not app.vault.verify_client_secret(
         cred.client_secret_hash, client_secret
     ):
         raise _fail_attempt(
-            app, actor, charged, at, "bad_client_credentials", "auth.bad_client_secret"
+            app,
+            store,
+            actor,
+            principal.id,
+            at,
+            "bad_client_credentials",
+            "auth.bad_client_secret",
+            kind="client",
         )
     state = _state_rule(stored)
     if state is not None:
-        raise _fail_attempt(app, actor, charged, at, state, f"auth.{state}")
+        raise _fail_attempt(
+            app, store, actor, principal.id, at, state, f"auth.{state}", kind="client"
+        )
     return _open_session(
         app,
         store,
         actor,
         stored,
-        charged,
         at,
         step=None,
         new_hash={},
@@ -504,6 +539,7 @@ def client_login(
         client=client,
         scopes=client_scopes(principal),
         method="client_secret",
+        kind="client",
     )
 
 
@@ -580,9 +616,9 @@ def logout(app: App, token: str, *, now: datetime | None = None) -> bool:
         if row is None or not store.revoke_session(conn, token_hash, at):
             return False
         stored = store.principal(conn, principal_id=row.principal_id)
-    if stored is not None:
-        actor = Actor.for_principal(stored.principal, row.client_address or "")
-        activity.emit(app, actor, "logout", rule="auth.logout")
+        if stored is not None:
+            actor = Actor.for_principal(stored.principal, row.client_address or "")
+            activity.emit_in(app, conn, actor, "logout", rule="auth.logout")
     return True
 
 
@@ -610,33 +646,38 @@ def step_up(
         return False
     token_hash = _token_hash(app, token) if token is not None else None
     code = totp_code.strip() if isinstance(totp_code, str) else ""
-    charged = _charge(store, stored, at)
-    if charged is None:
+    cred = _read_credentials(store, current.id)
+    if cred is None:
         return False
-    if charged.refused:
+    if _is_locked(cred, at):
         _deny(app, actor, "auth.locked_out", "step_up")
         return False
     if not _TOTP_SHAPE.fullmatch(code):
-        _fail_attempt(app, actor, charged, at, "bad_totp", "auth.bad_totp", "step_up")
+        _fail_attempt(app, store, actor, current.id, at, "bad_totp", "auth.bad_totp", "step_up")
         return False
-    step, replayed = _verify_totp(app, current.id, charged.credentials, code, at)
+    step, replayed = _verify_totp(app, current.id, cred, code, at)
     if step is None:
         rule = "auth.totp_replay" if replayed else "auth.bad_totp"
-        _fail_attempt(app, actor, charged, at, "bad_totp", rule, "step_up")
+        _fail_attempt(app, store, actor, current.id, at, "bad_totp", rule, "step_up")
         return False
+    # Record the step, the session's mfa_at and the audit event in one transaction; a
+    # code taken meanwhile by a concurrent login or step-up is charged as a replay.
     with store.write() as conn:
-        cred = store.credentials(conn, current.id, for_update=True)
-        fresh = cred is not None and (cred.totp_last_step is None or step > cred.totp_last_step)
-        if fresh:
-            store.update_credentials(
-                conn, current.id, totp_last_step=step, failed_attempts=0, locked_until=None
+        locked = store.credentials(conn, current.id, for_update=True)
+        if locked is None:
+            return False
+        fresh = locked.totp_last_step is None or step > locked.totp_last_step
+        if _is_locked(locked, at) or not fresh:
+            _charge_in(
+                app, store, conn, actor, locked, at, "bad_totp", "auth.totp_replay", "step_up"
             )
-            if token_hash is not None:
-                row = store.session(conn, token_hash)
-                if row is not None and row.principal_id == current.id:
-                    store.set_session_mfa(conn, token_hash, at)
-    if not fresh:
-        _fail_attempt(app, actor, charged, at, "bad_totp", "auth.totp_replay", "step_up")
-        return False
-    activity.emit(app, actor, "step_up", decision="allow", rule="auth.ok")
+            return False
+        store.update_credentials(
+            conn, current.id, totp_last_step=step, failed_attempts=0, locked_until=None
+        )
+        if token_hash is not None:
+            row = store.session(conn, token_hash)
+            if row is not None and row.principal_id == current.id:
+                store.set_session_mfa(conn, token_hash, at)
+        activity.emit_in(app, conn, actor, "step_up", decision="allow", rule="auth.ok")
     return True

@@ -6,8 +6,10 @@ administrator) may manage them. An administrator manages only the units beneath 
 own unit: a region's administrator cannot create users at another region's stations.
 
 Every change is written to the audit log (`unit.change`, `user.change`,
-`client.change`) with the acting `Actor`; events name the subject account, never a
-password, secret or TOTP seed. Errors are `FieldError`s naming the field and the
+`client.change`) with the acting `Actor`, inside the transaction that makes the change:
+the change and its event commit together, or neither does (if the event cannot be
+written, nothing changes). Events name the subject account, never a password, secret
+or TOTP seed. Errors are `FieldError`s naming the field and the
 reason, never the rejected value.
 """
 
@@ -269,19 +271,20 @@ def add_unit(
             raise FieldError("code", "a unit with this code already exists") from None
         if adcodes:
             app.store.set_coverage(conn, unit_code, adcodes)
-    activity.emit(
-        app,
-        actor,
-        "unit.change",
-        detail={
-            "op": "add",
-            "code": unit_code,
-            "kind": unit_kind.value,
-            "parent": parent_code or "",
-            "covers": len(adcodes),
-            "franchise": int(franchise),
-        },
-    )
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "unit.change",
+            detail={
+                "op": "add",
+                "code": unit_code,
+                "kind": unit_kind.value,
+                "parent": parent_code or "",
+                "covers": len(adcodes),
+                "franchise": int(franchise),
+            },
+        )
     return unit
 
 
@@ -309,7 +312,9 @@ def disable_unit(app: App, actor: Actor, code: str, *, now: datetime | None = No
         if unit.code == _actor_unit(store, conn, actor):
             raise FieldError("code", "you cannot disable your own unit")
         store.set_unit_disabled(conn, unit_code, True)
-    activity.emit(app, actor, "unit.change", detail={"op": "disable", "code": unit_code})
+        activity.emit_in(
+            app, conn, actor, "unit.change", detail={"op": "disable", "code": unit_code}
+        )
     return replace(unit, disabled=True)
 
 
@@ -376,21 +381,22 @@ def add_user(
             conn, principal_id, at, password_hash=password_hash, totp_sealed=sealed
         )
         stored = store.principal(conn, principal_id=principal_id)
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "user.change",
+            detail={
+                "op": "add",
+                "subject": name,
+                "role": user_role.value,
+                "unit": unit_code,
+                "grade": user_grade,
+                "totp": int(totp_secret is not None),
+                "device": int(device is not None),
+            },
+        )
     assert stored is not None
-    activity.emit(
-        app,
-        actor,
-        "user.change",
-        detail={
-            "op": "add",
-            "subject": name,
-            "role": user_role.value,
-            "unit": unit_code,
-            "grade": user_grade,
-            "totp": int(totp_secret is not None),
-            "device": int(device is not None),
-        },
-    )
     return stored.principal, totp_secret
 
 
@@ -440,9 +446,9 @@ def _change_state(
         if state is PrincipalState.ACTIVE:
             # A fresh start: failures piled up while disabled do not carry over.
             store.update_credentials(conn, principal.id, failed_attempts=0, locked_until=None)
-    op = "enable" if state is PrincipalState.ACTIVE else "disable"
-    action = "user.change" if kind is PrincipalKind.USER else "client.change"
-    activity.emit(app, actor, action, detail={"op": op, "subject": principal.username})
+        op = "enable" if state is PrincipalState.ACTIVE else "disable"
+        action = "user.change" if kind is PrincipalKind.USER else "client.change"
+        activity.emit_in(app, conn, actor, action, detail={"op": op, "subject": principal.username})
     return replace(principal, state=state)
 
 
@@ -479,17 +485,18 @@ def set_grade(
         principal = stored.principal
         _require_manager(store, conn, actor, principal.unit)
         store.update_principal(conn, principal.id, at, grade=new_grade)
-    activity.emit(
-        app,
-        actor,
-        "user.change",
-        detail={
-            "op": "set_grade",
-            "subject": principal.username,
-            "from": principal.grade,
-            "to": new_grade,
-        },
-    )
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "user.change",
+            detail={
+                "op": "set_grade",
+                "subject": principal.username,
+                "from": principal.grade,
+                "to": new_grade,
+            },
+        )
     return replace(principal, grade=new_grade)
 
 
@@ -529,16 +536,17 @@ def reset_password(
         if not store.update_credentials(conn, principal.id, **values):
             raise FieldError("username", "account has no credentials record")
         store.revoke_sessions_of(conn, principal.id, at)
-    activity.emit(
-        app,
-        actor,
-        "user.change",
-        detail={
-            "op": "reset_password",
-            "subject": principal.username,
-            "totp": int(totp_secret is not None),
-        },
-    )
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "user.change",
+            detail={
+                "op": "reset_password",
+                "subject": principal.username,
+                "totp": int(totp_secret is not None),
+            },
+        )
     return totp_secret
 
 
@@ -559,16 +567,17 @@ def bind_device(
             raise FieldError("device", "only couriers are bound to a device")
         store.update_principal(conn, principal.id, at, device_id=device)
         store.revoke_sessions_of(conn, principal.id, at)
-    activity.emit(
-        app,
-        actor,
-        "user.change",
-        detail={
-            "op": "bind_device",
-            "subject": principal.username,
-            "replaced": int(principal.device_id is not None),
-        },
-    )
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "user.change",
+            detail={
+                "op": "bind_device",
+                "subject": principal.username,
+                "replaced": int(principal.device_id is not None),
+            },
+        )
     return replace(principal, device_id=device)
 
 
@@ -614,19 +623,20 @@ def add_client(
             raise FieldError("name", "already exists") from None
         store.insert_credentials(conn, principal_id, at, client_secret_hash=secret_hash)
         stored = store.principal(conn, principal_id=principal_id)
+        activity.emit_in(
+            app,
+            conn,
+            actor,
+            "client.change",
+            detail={
+                "op": "add",
+                "subject": client_id,
+                "unit": unit_code,
+                "grade": client_grade,
+                "fields": ",".join(sorted(contract)),
+            },
+        )
     assert stored is not None
-    activity.emit(
-        app,
-        actor,
-        "client.change",
-        detail={
-            "op": "add",
-            "subject": client_id,
-            "unit": unit_code,
-            "grade": client_grade,
-            "fields": ",".join(sorted(contract)),
-        },
-    )
     return stored.principal, secret
 
 
