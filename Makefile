@@ -6,7 +6,7 @@ PYTHON ?= $(shell /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 &
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := sqlite3 postgresql fonts-wqy-zenhei
+DEB_PACKAGES := sqlite3 postgresql fonts-wqy-zenhei poppler-utils chromium
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lint typecheck contracts unit deps system-deps bench clean
