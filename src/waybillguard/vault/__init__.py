@@ -39,6 +39,7 @@ from waybillguard.vault.credentials import (
     CredentialError,
     TotpSealer,
 )
+from waybillguard.vault.delivery_tokens import DeliveryTokens, InvalidDeliveryToken
 from waybillguard.vault.envelope import (
     DecryptionError,
     SealedFields,
@@ -57,6 +58,7 @@ __all__ = [
     "CheckpointSigner",
     "CredentialError",
     "DecryptionError",
+    "InvalidDeliveryToken",
     "KeyProvider",
     "KeyringError",
     "RevealGrant",
@@ -118,6 +120,7 @@ class Vault:
         # Derived on first use: a keyring from before logins existed still opens for
         # everything else until `waybillguard init` adds the credentials secret.
         self._totp_sealer: TotpSealer | None = None
+        self._tokens: DeliveryTokens | None = None
 
     @classmethod
     def from_keyring_file(cls, path: Path) -> Vault:
@@ -182,6 +185,20 @@ class Vault:
 
     def rewrap(self, uid: bytes, kek_id: str, wrapped: bytes, new_kek_id: str) -> bytes:
         return rewrap_dek(self._provider, uid, kek_id, wrapped, new_kek_id)
+
+    # -- label QR tokens ---------------------------------------------------------------
+    def issue_delivery_token(self, tracking_number: str, expires_at: int) -> str:
+        """An opaque, authenticated, expiring token for a label's QR code (no PII)."""
+        return self._delivery_tokens().issue(tracking_number, expires_at)
+
+    def open_delivery_token(self, token: str) -> tuple[str, int]:
+        """(tracking number, expiry) of an authentic token; raises InvalidDeliveryToken."""
+        return self._delivery_tokens().open(token)
+
+    def _delivery_tokens(self) -> DeliveryTokens:
+        if self._tokens is None:
+            self._tokens = DeliveryTokens(self._provider.secret("delivery_token"))
+        return self._tokens
 
     # -- credentials -----------------------------------------------------------------
     def hash_password(self, password: str) -> str:

@@ -78,7 +78,13 @@ def _now() -> str:
 class FileKeyProvider:
     """Keys in a local JSON file with owner-only permissions."""
 
-    SECRET_PURPOSES = ("blind_index", "tracking", "audit_checkpoint", "credentials")
+    SECRET_PURPOSES = (
+        "blind_index",
+        "tracking",
+        "audit_checkpoint",
+        "credentials",
+        "delivery_token",
+    )
 
     def __init__(self, path: Path) -> None:
         self._path = path
