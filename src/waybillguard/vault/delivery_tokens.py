@@ -3,7 +3,7 @@
 A token is AES-256-GCM over (tracking number, expiry) under a key derived by HKDF from
 the keyring's `delivery_token` secret, with a random 96-bit nonce:
 
-    "wgq1." + base64url(nonce ‖ ciphertext ‖ tag)       (68 characters)
+    "wgq1." + base64url(nonce ‖ ciphertext ‖ tag)       (73 characters)
 
 Encryption makes it opaque (a photographed label shows no tracking number, no id to
 increment), the GCM tag makes it unforgeable, and the expiry inside is authenticated.
