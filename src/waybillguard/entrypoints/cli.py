@@ -464,7 +464,17 @@ def _register_access_commands() -> None:
     bench_app.command("authorize")(reveal_cli.bench_authorize)
 
 
+def _register_delivery_commands() -> None:
+    from waybillguard.entrypoints import telephony_cli
+
+    app.add_typer(telephony_cli.numbers_app, name="numbers")
+    app.add_typer(telephony_cli.courier_app, name="courier")
+    app.add_typer(telephony_cli.telephony_app, name="telephony")
+    bench_app.command("routes")(telephony_cli.bench_routes)
+
+
 _register_access_commands()
+_register_delivery_commands()
 
 
 def main() -> None:

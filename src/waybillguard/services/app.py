@@ -38,9 +38,10 @@ class App:
         return Vault.from_keyring_file(self.settings.keyring_path)
 
     def close(self) -> None:
-        access = self.__dict__.get("_access_store")
-        if access is not None:
-            access.close()  # the reveal path's kept connection, before the pool goes
+        for name in ("_access_store", "_telephony_store"):
+            store = self.__dict__.get(name)
+            if store is not None:
+                store.close()  # hot paths' kept connections, before the pool goes
         self.engine.dispose()
 
     def __enter__(self) -> App:

@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import waybillguard.adapters.db.access_tables
-import waybillguard.adapters.db.audit_tables  # noqa: F401
+import waybillguard.adapters.db.audit_tables
+import waybillguard.adapters.db.telephony_tables  # noqa: F401
 from waybillguard.adapters.db.tables import metadata
 
 config = context.config
