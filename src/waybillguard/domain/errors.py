@@ -16,6 +16,15 @@ class FieldError(ValueError):
         self.reason = reason
 
 
+MAX_ID = 2**63 - 1  # every id column is at most a signed 64-bit integer
+
+
+def valid_id(value: object) -> bool:
+    """Could a row have this id? Asked before a caller's id reaches the database driver,
+    which fails with an overflow on what no row can have; such an id is simply unknown."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
+
+
 class RowError(ValueError):
     """A row (1-based, as a person counts lines of data) was rejected."""
 

@@ -14,6 +14,7 @@ says why each reveal happened.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -430,6 +431,12 @@ _TOP_KEYS: Final = frozenset({"version", "settings", "roles", "grades"})
 _ROLE_KEYS: Final = frozenset(
     {"scope", "purposes", "fields", "view", "statuses", "grace_minutes", "break_glass"}
 )
+_SETTING_MAX: Final = {
+    "step_up_valid_minutes": 24 * 60,
+    "approval_valid_minutes": 7 * 24 * 60,
+    "break_glass_max_minutes": 7 * 24 * 60,
+    "reason_min_length": 200,
+}
 _SETTINGS: Final = {
     "step_up_valid_minutes": 5,
     "approval_valid_minutes": 60,
@@ -446,18 +453,51 @@ def default_policy() -> Policy:
     return parse_policy(default_policy_text())
 
 
+MAX_POLICY_BYTES: Final = 64 * 1024
+MAX_POLICY_LINES: Final = 2000
+MAX_POLICY_LINE: Final = 400
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,32}")
+_KEY_DIGITS = re.compile(r"\d{5,}")
+
+
+def safe_key(key: object) -> str:
+    """A key from the file as it may appear in a message: messages end up in terminals and
+    logs, and a key could be anything — a customer's name or phone number. Keys that are
+    not short identifiers are not repeated."""
+    text = str(key)
+    if _SAFE_KEY.fullmatch(text) and not _KEY_DIGITS.search(text):
+        return text
+    return "<unprintable key>"
+
+
+def _check_shape(text: str) -> None:
+    """Bounds checked before the TOML parser runs: its work grows quadratically with a
+    dotted key's length and it recurses on nesting, so a small hostile file could exhaust
+    memory or the stack. A real policy is a few kilobytes of short lines."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
+        raise FieldError("policy", f"larger than {MAX_POLICY_BYTES // 1024} KiB")
+    lines = text.splitlines()
+    if len(lines) > MAX_POLICY_LINES:
+        raise FieldError("policy", f"more than {MAX_POLICY_LINES} lines")
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_POLICY_LINE:
+            raise FieldError("policy", f"line {number} is longer than {MAX_POLICY_LINE} characters")
+
+
 def parse_policy(text: str) -> Policy:
     """Parse and validate a policy file completely; raise FieldError naming the key."""
+    _check_shape(text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise FieldError("policy", f"not valid TOML ({exc})") from None
+        where = str(exc).rpartition("(")[2].rstrip(")") if "(at line" in str(exc) else ""
+        raise FieldError("policy", f"not valid TOML {where}".strip()) from None
+    except RecursionError:
+        raise FieldError("policy", "nested too deeply") from None
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise FieldError(sorted(unknown)[0], "unknown top-level key")
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise FieldError("version", "must be a whole number ≥ 1")
+        raise FieldError(safe_key(sorted(unknown)[0]), "unknown top-level key")
+    version = _whole(data.get("version"), "version", 1, 2**31 - 1)
     settings = _parse_settings(data.get("settings", {}))
     roles = _parse_roles(data.get("roles"))
     tiers = _parse_grades(data.get("grades"))
@@ -473,9 +513,9 @@ def parse_policy(text: str) -> Policy:
     )
 
 
-def _whole(value: object, where: str, minimum: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise FieldError(where, f"must be a whole number ≥ {minimum}")
+def _whole(value: object, where: str, minimum: int = 0, maximum: int = 10**9) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise FieldError(where, f"must be a whole number from {minimum} to {maximum}")
     return value
 
 
@@ -484,8 +524,10 @@ def _parse_settings(data: object) -> dict[str, int]:
         raise FieldError("settings", "must be a table")
     unknown = set(data) - set(_SETTINGS)
     if unknown:
-        raise FieldError(f"settings.{sorted(unknown)[0]}", "unknown setting")
-    return {k: _whole(data.get(k, d), f"settings.{k}", 1) for k, d in _SETTINGS.items()}
+        raise FieldError(f"settings.{safe_key(sorted(unknown)[0])}", "unknown setting")
+    return {
+        k: _whole(data.get(k, d), f"settings.{k}", 1, _SETTING_MAX[k]) for k, d in _SETTINGS.items()
+    }
 
 
 def _string_list(value: object, where: str) -> list[str]:
@@ -499,7 +541,7 @@ def _parse_roles(data: object) -> dict[Role, RolePolicy]:
         raise FieldError("roles", "must be a table with one entry per role")
     for name in data:
         if name not in Role.__members__.values():
-            raise FieldError(f"roles.{name}", "unknown role")
+            raise FieldError(f"roles.{safe_key(name)}", "unknown role")
     missing = [r.value for r in Role if r.value not in data]
     if missing:
         raise FieldError(f"roles.{missing[0]}", "every role must be listed (deny explicitly)")
@@ -519,7 +561,7 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
         raise FieldError(where, "must be a table")
     unknown = set(data) - _ROLE_KEYS
     if unknown:
-        raise FieldError(f"{where}.{sorted(unknown)[0]}", "unknown key")
+        raise FieldError(f"{where}.{safe_key(sorted(unknown)[0])}", "unknown key")
     scope = _parse_scope(data.get("scope"), f"{where}.scope")
     view_raw = data.get("view", "any")
     view = None if view_raw == "any" else _parse_scope(view_raw, f"{where}.view")
@@ -529,7 +571,7 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
     if bad:
         raise FieldError(f"{where}.fields", f"unknown field {bad[0]}")
     statuses = _parse_enum_list(Status, data.get("statuses", []), f"{where}.statuses")
-    grace = _whole(data.get("grace_minutes", 0), f"{where}.grace_minutes")
+    grace = _whole(data.get("grace_minutes", 0), f"{where}.grace_minutes", 0, 7 * 24 * 60)
     break_glass = data.get("break_glass", False)
     if not isinstance(break_glass, bool):
         raise FieldError(f"{where}.break_glass", "must be true or false")
@@ -557,7 +599,7 @@ def _parse_enum_list(enum: Any, value: object, where: str) -> list[Any]:
         try:
             out.append(enum(item))
         except ValueError:
-            raise FieldError(where, f"unknown value {item}") from None
+            raise FieldError(where, f"unknown value {safe_key(item)}") from None
     return out
 
 
@@ -569,7 +611,7 @@ def _parse_grades(data: object) -> dict[int, Tier]:
     for key, value in data.items():
         # Exactly "0".."9": "03" or other digit forms would silently replace a reviewed grade.
         if key not in names:
-            raise FieldError(f"grades.{key}", f"grades are written 0-{MAX_GRADE}")
+            raise FieldError(f"grades.{safe_key(key)}", f"grades are written 0-{MAX_GRADE}")
         tiers[int(key)] = _parse_tier(int(key), value)
     missing = [g for g in range(MAX_GRADE + 1) if g not in tiers]
     if missing:
@@ -583,8 +625,8 @@ def _parse_tier(grade: int, data: object) -> Tier:
         raise FieldError(where, "must be a table")
     unknown = set(data) - {"max_batch", *(w.value for w in Window)}
     if unknown:
-        raise FieldError(f"{where}.{sorted(unknown)[0]}", "unknown key")
-    max_batch = _whole(data.get("max_batch"), f"{where}.max_batch")
+        raise FieldError(f"{where}.{safe_key(sorted(unknown)[0])}", "unknown key")
+    max_batch = _whole(data.get("max_batch"), f"{where}.max_batch", 0, 1_000_000)
     windows = {}
     for w in Window:
         if w.value not in data:

@@ -28,6 +28,8 @@ from typing import Final
 
 from waybillguard.domain.errors import FieldError
 
+MAX_RECORDS: Final = 10**9
+
 
 class Window(StrEnum):
     HOUR = "hour"
@@ -112,12 +114,14 @@ def parse_window_limits(data: object, where: str) -> WindowLimits:
         raise FieldError(where, "must be a table with allowance, step_up, manager, ceiling")
     unknown = set(data) - {"allowance", "step_up", "manager", "ceiling"}
     if unknown:
-        raise FieldError(f"{where}.{sorted(unknown)[0]}", "unknown key")
+        key = str(sorted(unknown)[0])
+        shown = key if key.isascii() and key.isidentifier() and len(key) <= 32 else "<key>"
+        raise FieldError(f"{where}.{shown}", "unknown key")
     values: dict[str, int] = {}
     for key in ("allowance", "step_up", "manager", "ceiling"):
         value = data.get(key, values.get(_previous(key)) if key != "allowance" else None)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise FieldError(f"{where}.{key}", "must be a whole number ≥ 0")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RECORDS:
+            raise FieldError(f"{where}.{key}", f"must be a whole number from 0 to {MAX_RECORDS}")
         values[key] = value
     if not values["allowance"] <= values["step_up"] <= values["manager"] <= values["ceiling"]:
         raise FieldError(where, "thresholds must satisfy allowance ≤ step_up ≤ manager ≤ ceiling")

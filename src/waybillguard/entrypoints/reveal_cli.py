@@ -280,13 +280,18 @@ def tickets_close(
 
 
 # -- policy ---------------------------------------------------------------------------------
-def _read_file(path: Path, as_json: bool) -> str:
+def _read_file(path: Path, as_json: bool, limit: int = 1_000_000) -> str:
     try:
-        if path.stat().st_size > 1_000_000:
-            fail(f"{path.name}: larger than 1 MB", 2, as_json=as_json)
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as handle:
+            blob = handle.read(limit + 1)  # never more than the limit, whatever the file is
+    except OSError as exc:
         fail(f"{path.name}: cannot read ({type(exc).__name__})", 2, as_json=as_json)
+    if len(blob) > limit:
+        fail(f"{path.name}: larger than {limit / 1e6:g} MB", 2, as_json=as_json)
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError:
+        fail(f"{path.name}: not UTF-8 text", 2, as_json=as_json)
 
 
 def _admin_or_operator(app: App, as_json: bool) -> Any:
@@ -523,7 +528,10 @@ def export_trace(
     """溯源泄露文件 / Which export a leaked file came from."""
     with open_home(home) as app, _errors(json):
         _admin_or_operator(app, json)
-        found = exports.trace(app, path)
+        try:
+            found = exports.trace(app, path)
+        except exports.ExportError as exc:  # the file, not a refusal
+            fail(f"{path.name}: {exc}", 2, as_json=json)
         if json:
             emit_json(found)
         elif not found:

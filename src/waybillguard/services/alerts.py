@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from waybillguard.domain.errors import valid_id
 from waybillguard.domain.identity import Role
 from waybillguard.services import policy_admin
 from waybillguard.services.activity import Actor, emit_in
@@ -62,6 +63,6 @@ def acknowledge(app: App, actor: Actor, alert_id: int) -> bool:
         )
     store = policy_admin.access_store(app)
     with store.write() as conn:
-        done = store.ack_alert(conn, alert_id, actor.name, datetime.now(UTC))
+        done = valid_id(alert_id) and store.ack_alert(conn, alert_id, actor.name, datetime.now(UTC))
         emit_in(app, conn, actor, "alert.ack", detail={"alert": alert_id, "done": int(done)})
     return done

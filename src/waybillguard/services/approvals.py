@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from waybillguard.adapters.db.access_store import ApprovalRow
+from waybillguard.domain.errors import valid_id
 from waybillguard.domain.identity import Principal, PrincipalState, Role
 from waybillguard.services import policy_admin
 from waybillguard.services.activity import emit_in
@@ -87,6 +88,8 @@ def vote(
     """Approve or deny a pending request in the next capacity it needs."""
     if decision not in ("approve", "deny"):
         raise ApprovalError("approval.decision", "decision must be approve or deny")
+    if not valid_id(request_id):
+        raise ApprovalError("approval.unknown", "无此申请 / no such request")
     now = now or datetime.now(UTC)
     store = policy_admin.access_store(app)
     approver = caller.principal
@@ -161,7 +164,7 @@ def show(app: App, request_id: int) -> dict[str, Any]:
     """One request including its reason (visible to reviewers, never in the audit log)."""
     store = policy_admin.access_store(app)
     with store.read() as conn:
-        row = store.approval(conn, request_id)
+        row = store.approval(conn, request_id) if valid_id(request_id) else None
     if row is None:
         raise ApprovalError("approval.unknown", "无此申请 / no such request")
     return {**approval_json(row), "reason": row.reason}

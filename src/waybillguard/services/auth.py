@@ -663,13 +663,13 @@ def step_up(
     # Record the step, the session's mfa_at and the audit event in one transaction; a
     # code taken meanwhile by a concurrent login or step-up is charged as a replay.
     with store.write() as conn:
-        locked = store.credentials(conn, current.id, for_update=True)
-        if locked is None:
+        latest = store.credentials(conn, current.id, for_update=True)
+        if latest is None:
             return False
-        fresh = locked.totp_last_step is None or step > locked.totp_last_step
-        if _is_locked(locked, at) or not fresh:
+        fresh = latest.totp_last_step is None or step > latest.totp_last_step
+        if _is_locked(latest, at) or not fresh:
             _charge_in(
-                app, store, conn, actor, locked, at, "bad_totp", "auth.totp_replay", "step_up"
+                app, store, conn, actor, latest, at, "bad_totp", "auth.totp_replay", "step_up"
             )
             return False
         store.update_credentials(

@@ -16,6 +16,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ import orjson
 
 from waybillguard.adapters.db.access_store import ExportRow
 from waybillguard.domain.audit_event import AuditEvent, format_timestamp
-from waybillguard.domain.errors import FieldError
+from waybillguard.domain.errors import FieldError, valid_id
 from waybillguard.domain.identity import Principal, Role
 from waybillguard.domain.lifecycle import parse_status
 from waybillguard.domain.purpose import PurposeKind, parse_purpose
@@ -42,6 +43,7 @@ from waybillguard.services.synth import synth_rows
 from waybillguard.vault import RevealGrant, SealedRecord
 
 MAX_EXPORT_ROWS = 10_000  # one audit event names every waybill of a download
+MAX_TRACE_BYTES = 64 * 2**20  # a leaked file to trace; split larger dumps first
 DEFAULT_VALID_HOURS = 24
 MAX_VALID_HOURS = 24 * 7
 _TRACKING = re.compile(r"\b[A-Z]{2}\d{13}\b")
@@ -223,6 +225,8 @@ def decide_export(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The second person's decision. The requester can never approve their own export."""
+    if not valid_id(export_id):
+        raise ExportError("export.unknown", "无此导出 / no such export")
     now = _now(now)
     approver = caller.principal
     if not 1 <= hours <= MAX_VALID_HOURS:
@@ -281,6 +285,8 @@ def download(
 ) -> dict[str, Any]:
     """Write the export to `out` (CSV, mode 0600). Only its requester, only while approved
     and unexpired; audited and charged before anything is decrypted."""
+    if not valid_id(export_id):
+        raise ExportError("export.unknown", "无此导出 / no such export")
     now = _now(now)
     principal = caller.principal
     store = policy_admin.access_store(app)
@@ -371,7 +377,16 @@ def _canary(row: ExportRow, fields: list[str]) -> list[str]:
 
 def trace(app: App, path: Path) -> list[dict[str, Any]]:
     """Which exports a (leaked) file came from: every canary tracking number in it."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        with path.open("rb") as handle:
+            blob = handle.read(MAX_TRACE_BYTES + 1)
+    except OSError as exc:
+        raise ExportError(
+            "trace.unreadable", f"cannot read the file ({type(exc).__name__})"
+        ) from None
+    if len(blob) > MAX_TRACE_BYTES:
+        raise ExportError("trace.too_large", f"larger than {MAX_TRACE_BYTES // 2**20} MiB")
+    text = blob.decode("utf-8", errors="replace")
     found: list[dict[str, Any]] = []
     store = policy_admin.access_store(app)
     with store.read() as conn:
@@ -380,3 +395,105 @@ def trace(app: App, path: Path) -> list[dict[str, Any]]:
             if row is not None:
                 found.append({**export_json(row), "trace_id": number})
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadStream:
+    """An authorised, audited and charged download, decrypted row by row as `lines`
+    is consumed (CSV text, header first; the canary row planted as in `download`)."""
+
+    export_id: int
+    rows: int
+    audit_event: int
+    lines: Iterator[str]
+
+
+def stream_download(
+    app: App, caller: Caller, export_id: int, now: datetime | None = None
+) -> DownloadStream:
+    """`download` for a network response instead of a file: the same checks, the same
+    audit event (naming every waybill) and charge, committed before anything is
+    decrypted; then the CSV is produced lazily, one decrypted row at a time."""
+    if not valid_id(export_id):
+        raise ExportError("export.unknown", "无此导出 / no such export")
+    now = _now(now)
+    principal = caller.principal
+    store = policy_admin.access_store(app)
+    with store.write() as conn:
+        row = store.export(conn, export_id, lock=True)
+        if row is None or row.requester_id != principal.id:
+            raise ExportError("export.unknown", "无此导出 / no such export of yours")
+        if row.state != "approved":
+            raise ExportError(
+                "export.not_approved", f"导出状态为 {row.state} / export is {row.state}"
+            )
+        if row.expires_at is None or row.expires_at <= now:
+            store.update_export(conn, export_id, state="expired")
+            expired = True
+        else:
+            expired = False
+        if not expired:
+            if not principal.active:
+                raise ExportError("account.inactive", "账户不可用 / your account is not active")
+            flt = ExportFilter.from_json(row.filter)
+            numbers = store.select_for_export(
+                conn,
+                station=flt.station,
+                status=flt.status,
+                merchant=flt.merchant,
+                created_from=flt.created_from,
+                created_to=flt.created_to,
+                limit=flt.limit,
+            )
+            event_id = _audit(
+                app,
+                conn,
+                caller,
+                "export.download",
+                now,
+                fields=row.fields,
+                purpose=row.purpose,
+                waybills=numbers,
+                rule="export.two_person",
+                detail={"export": export_id, "rows": len(numbers), "download": row.downloads + 1},
+            )
+            store.charge(conn, principal.id, len(numbers), now, event_id, None)
+            store.update_export(
+                conn, export_id, downloads=row.downloads + 1, row_count=len(numbers)
+            )
+    if expired:  # the expiry is recorded (committed) before refusing
+        raise ExportError("export.expired", "导出已过期 / the export expired")
+    return DownloadStream(
+        export_id, len(numbers), event_id, _csv_lines(app, row, numbers, str(event_id))
+    )
+
+
+def _csv_lines(app: App, row: ExportRow, numbers: list[str], audit_ref: str) -> Iterator[str]:
+    fields = list(row.fields)
+    wanted = frozenset(fields)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values: list[str]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield line(["tracking_number", *fields])
+    canary_at = _canary_position(row.trace_id, len(numbers))
+    for position, number in enumerate(numbers):
+        if position == canary_at:
+            yield line(_canary(row, fields))
+        sealed = app.store.sealed(number)
+        if sealed is None or sealed.kek_id is None:
+            continue  # shredded since: its data is gone, and stays gone
+        record = SealedRecord(
+            number, sealed.uid, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertexts
+        )
+        values = complete_addresses(
+            app, number, app.vault.open_fields(record, RevealGrant(number, wanted, audit_ref))
+        )
+        yield line([number, *(values[f] for f in fields)])
+    if canary_at >= len(numbers):
+        yield line(_canary(row, fields))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
@@ -30,7 +30,7 @@ from waybillguard.domain.audit_event import (
     format_timestamp,
     letter_digest,
 )
-from waybillguard.domain.errors import FieldError
+from waybillguard.domain.errors import FieldError, valid_id
 from waybillguard.domain.fields import PII_FIELDS
 from waybillguard.domain.identity import Principal, PrincipalState
 from waybillguard.domain.person_name import parse_name
@@ -55,6 +55,7 @@ from waybillguard.services.caller import Caller
 from waybillguard.vault import RevealGrant, SealedRecord
 
 MAX_REASON = 200
+REVIEW_VALID = timedelta(days=30)  # an account review stays open this long
 MAX_PHONE_MATCHES = 200
 
 # Verifies a fresh TOTP code for the caller's session and records it; returns the
@@ -121,6 +122,8 @@ def check_reason(reason: str) -> str:
     text = reason.strip()
     if len(text) > MAX_REASON:
         raise FieldError("reason", f"at most {MAX_REASON} characters")
+    if not text.isprintable():
+        raise FieldError("reason", "contains control or invisible characters")
     try:
         check_free_text("reason", text, MAX_REASON)
     except FieldError:
@@ -353,7 +356,7 @@ def _decide_one(
     if not access.allowed:
         return access, request
     if approval_id is not None:
-        row = store.approval(conn, approval_id, lock=True)
+        row = store.approval(conn, approval_id, lock=True) if valid_id(approval_id) else None
         problem = _approval_problem(row, principal, facts, request, now)
         if problem is not None:
             return problem, request
@@ -486,7 +489,7 @@ def _lock_for_review(
         records=0,
         needs=("manager", "security"),
         now=now,
-        expires_at=now + policy.approval_valid * 24 * 7,
+        expires_at=now + REVIEW_VALID,
     )
 
 
