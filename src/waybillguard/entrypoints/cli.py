@@ -471,6 +471,10 @@ def _register_delivery_commands() -> None:
     app.add_typer(telephony_cli.courier_app, name="courier")
     app.add_typer(telephony_cli.telephony_app, name="telephony")
     bench_app.command("routes")(telephony_cli.bench_routes)
+    from waybillguard.entrypoints import label_cli
+
+    app.command("label")(label_cli.label_command)
+    bench_app.command("labels")(label_cli.bench_labels_command)
 
 
 _register_access_commands()
