@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: demo test lint typecheck contracts unit deps system-deps bench clean
 
 demo: $(STAMP)
-	$(VENV)/bin/waybillguard demo
+	$(VENV)/bin/waybillguard demo --serve --rows 100000
 
 test: system-deps $(STAMP) lint typecheck contracts unit
 

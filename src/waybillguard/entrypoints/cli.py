@@ -424,12 +424,25 @@ def bench_ingest(
 
 @app.command()
 def demo(
-    home: HomeOpt = None, bench_count: Annotated[int, typer.Option("--bench-count")] = 50_000
+    home: HomeOpt = None,
+    bench_count: Annotated[int, typer.Option("--bench-count")] = 50_000,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="演示网络并启动服务 / build the demo network and serve")
+    ] = False,
+    rows: Annotated[int, typer.Option("--rows", min=1, max=10_000_000)] = 5000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
 ) -> None:
-    """演示 / Set up the home, import synthetic data and print a short tour."""
+    """演示 / Set up the home, import synthetic data and print a short tour; with --serve,
+    also build a demo network (every role) and start the server and console."""
     from waybillguard.services import demo as demo_service
 
-    demo_service.run(_settings(home), out, bench_count=bench_count)
+    settings = _settings(home)
+    demo_service.run(settings, out, bench_count=bench_count, rows=rows, network=serve)
+    if serve:
+        from waybillguard.entrypoints.http import serve as serve_http
+
+        out.print(f"console 控制台: http://127.0.0.1:{port}/console/  (Ctrl-C stops)")
+        serve_http("127.0.0.1", port, 1, settings.home)
 
 
 def _register_audit_commands() -> None:
@@ -475,6 +488,10 @@ def _register_delivery_commands() -> None:
 
     app.command("label")(label_cli.label_command)
     bench_app.command("labels")(label_cli.bench_labels_command)
+    from waybillguard.entrypoints import http_cli
+
+    app.command("serve")(http_cli.serve_command)
+    bench_app.command("http")(http_cli.bench_http_command)
 
 
 _register_access_commands()

@@ -19,7 +19,14 @@ def _alter(number: str) -> str:
     return number[:-1] + ("0" if last != "0" else "1")
 
 
-def run(settings: Settings, out: Console, *, bench_count: int) -> None:
+def run(
+    settings: Settings,
+    out: Console,
+    *,
+    bench_count: int,
+    rows: int = DEMO_ROWS,
+    network: bool = False,
+) -> None:
     report = initialise(settings)
     out.rule("waybillguard demo 演示")
     out.print(
@@ -27,7 +34,7 @@ def run(settings: Settings, out: Console, *, bench_count: int) -> None:
         f"{'created' if report.created_keyring else 'kept'})"
     )
     source = settings.home / "demo-waybills.jsonl"
-    write_synth(source, DEMO_ROWS, DEMO_SEED)
+    write_synth(source, rows, DEMO_SEED)
     with open_app(settings) as app:
         imported = import_file(app, source, errors_path=settings.home / "demo-errors.csv")
         out.print(
@@ -66,4 +73,27 @@ def run(settings: Settings, out: Console, *, bench_count: int) -> None:
         f"{result['limit_per_s']:,}/s (ratio {result['ratio_to_limit']}), "
         f"peak RSS ≤ {result['peak_rss_mb']} MB"
     )
+    if network:
+        _network(settings, out)
     out.print("Next: `waybillguard --help`, `waybillguard show NUMBER`, BENCHMARKS.md")
+
+
+def _network(settings: Settings, out: Console) -> None:
+    from waybillguard.services import demo_network
+
+    with open_app(settings) as app:
+        logins = demo_network.build(app, settings.home / "demo-logins.json")
+    out.print(
+        f"6. demo network 演示网络: units HQ → EAST → S1, S2 (franchise); password for every "
+        f"user: {demo_network.DEMO_PASSWORD}"
+    )
+    for login in logins:
+        extra = f"TOTP secret {login.totp_secret}" if login.totp_secret else ""
+        if login.device:
+            extra = f"device {login.device}"
+        if login.role == "partner":
+            extra = f"client secret in {settings.home / 'demo-client-secret.txt'}"
+        out.print(f"   {login.role:<16} {login.username:<9} @ {login.unit:<4} {extra}")
+    out.print(
+        "   TOTP codes: `oathtool --totp -b SECRET` or any authenticator app (RFC 6238, 30 s)"
+    )
