@@ -1,0 +1,113 @@
+"""What every route depends on: the application, the authenticated caller, role checks.
+
+Deny by default: a route gets a caller only through `current_caller`, which requires
+`Authorization: Bearer <token>` of a live session (a staff login or a partner's client
+token). Routes of other engineers (labels, courier/telephony) use the same two
+dependencies: `Depends(get_app)` and `Depends(current_caller)`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, Final
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from waybillguard.domain.identity import Role
+from waybillguard.entrypoints.http.errors import ApiError
+from waybillguard.services import auth
+from waybillguard.services.app import App
+from waybillguard.services.caller import Caller, from_session
+
+bearer = HTTPBearer(
+    auto_error=False, scheme_name="SessionToken", description="会话令牌 / session token (wg_…)"
+)
+
+NOT_LOGGED_IN: Final = "请先登录 / log in first (Authorization: Bearer <token>)"
+NOT_ALLOWED: Final = "不允许 / not allowed for your role"
+SESSION_CACHE_SECONDS: Final = 1.0
+
+
+def get_app(request: Request) -> App:
+    app: App | None = getattr(request.app.state, "wg_app", None)
+    if app is None:  # lifespan not run (or failed): never serve without a vault
+        raise ApiError(503, "not_ready", "服务未就绪 / service not ready")
+    return app
+
+
+def client_label(request: Request) -> str:
+    host = request.client.host if request.client else "unknown"
+    return auth.client_label(f"http:{host}")
+
+
+class _SessionCache:
+    """Sessions authenticated in this worker during the last `ttl` seconds.
+
+    Authenticating costs three queries (session, principal, unit chain); a client
+    making many calls a second pays them once a second instead. What a cached entry
+    can skip is bounded: the reveal path re-reads the principal's state under its lock
+    (a disabled or locked account is refused there at once), a logout evicts the
+    token in the worker that served it, and any other change (logout through another
+    worker, disable, expiry) takes effect within `ttl`."""
+
+    def __init__(self, ttl: float = SESSION_CACHE_SECONDS, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, client: str) -> Caller | None:
+        entry = self._entries.get(token)
+        if entry is None or entry[0] < time.monotonic() or entry[1].client != client:
+            return None
+        return entry[1]
+
+    def put(self, token: str, caller: Caller) -> None:
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[token] = (time.monotonic() + self.ttl, caller)
+
+    def evict(self, token: str) -> None:
+        with self._lock:
+            self._entries.pop(token, None)
+
+
+SESSION_CACHE = _SessionCache()
+
+
+def current_caller(
+    request: Request,
+    app: Annotated[App, Depends(get_app)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "auth.required", NOT_LOGGED_IN)
+    token = credentials.credentials
+    client = client_label(request)
+    caller = SESSION_CACHE.get(token, client)
+    if caller is None:
+        try:
+            caller = from_session(app, token, client)
+        except auth.AuthError as exc:
+            SESSION_CACHE.evict(token)
+            raise ApiError(401, exc.code, exc.message) from None
+        SESSION_CACHE.put(token, caller)
+    request.state.role = caller.principal.role.value
+    return caller
+
+
+AppDep = Annotated[App, Depends(get_app)]
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def require(caller: Caller, *roles: Role) -> None:
+    if caller.principal.role not in roles:
+        raise ApiError(403, "not_allowed", NOT_ALLOWED)
+
+
+def token_of(caller: Caller) -> str:
+    assert caller.session_token is not None
+    return caller.session_token
