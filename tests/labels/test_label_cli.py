@@ -39,3 +39,46 @@ def test_label_command_end_to_end(tmp_path: Path) -> None:
     needles = set().union(*(row_pii(r) for r in seeded_rows(data)))
     assert scan_bytes(body, needles) == []
     assert scan_bytes(pdf.read_bytes(), needles) == []
+
+
+def test_label_printing_is_scoped_for_logged_in_users(tmp_path: Path) -> None:
+    """A logged-in principal prints only in a printing role and only their own station's
+    waybills; the local operator (who holds the keyring) prints anything."""
+    import pyotp
+
+    home = tmp_path / "home"
+    data = tmp_path / "o.jsonl"
+    for args in (("init",), ("synth", "--count", "20", "--seed", "4", "--out", str(data)),
+                 ("import", str(data)), ("numbers", "pool", "add", "17000001234")):  # fmt: skip
+        run_cli(*args, home=home, check=True)
+    views = json.loads(run_cli("list", "--limit", "20", "--json", home=home, check=True).stdout)
+    own, other = (
+        views[0],
+        next(v for v in views if v["destination_adcode"] != views[0]["destination_adcode"]),
+    )
+    run_cli("units", "add", "HQ", "--kind", "hq", "--name", "总部", home=home, check=True)
+    run_cli("units", "add", "S1", "--kind", "station", "--name", "一号", "--parent", "HQ",
+            "--covers", own["destination_adcode"], home=home, check=True)  # fmt: skip
+    secrets = {}
+    for user, role in (("clerk1", "station_clerk"), ("cs1", "cs_agent")):
+        unit = "S1" if role == "station_clerk" else "HQ"
+        out = json.loads(run_cli("users", "add", user, "--role", role, "--unit", unit,
+                                 "--password-stdin", "--json", home=home,
+                                 input_text="a long pass phrase\n", check=True).stdout)  # fmt: skip
+        secrets[user] = out["totp_secret"]
+
+    def as_user(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+        run_cli("login", "--user", user, "--password-stdin", "--totp",
+                pyotp.TOTP(secrets[user]).now(), home=home,
+                input_text="a long pass phrase\n", check=True)  # fmt: skip
+        return run_cli(*args, home=home)
+
+    ok = as_user("clerk1", "label", own["tracking_number"], "--out", str(tmp_path / "a.pdf"))
+    assert ok.returncode == 0, ok.stderr
+    result = run_cli("label", other["tracking_number"], "--out", str(tmp_path / "b.pdf"), home=home)
+    assert result.returncode == 1 and not (tmp_path / "b.pdf").exists()
+    refused = as_user("cs1", "label", own["tracking_number"], "--out", str(tmp_path / "c.pdf"))
+    assert refused.returncode == 1 and not (tmp_path / "c.pdf").exists()
+    run_cli("logout", home=home, check=True)
+    assert run_cli("label", other["tracking_number"], "--out", str(tmp_path / "d.pdf"),
+                   home=home).returncode == 0  # fmt: skip

@@ -11,17 +11,17 @@ is written, nothing audited); 2 usage or configuration error.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from waybillguard.domain.tracking import parse_tracking_number
+from waybillguard.entrypoints.access_cli import acting
 from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_json, emit_result, err, fail
 from waybillguard.entrypoints.common import open_home as _open
-from waybillguard.services import labels
+from waybillguard.services import labels, virtual_numbers
 from waybillguard.services.waybills import WaybillNotFound
 
 
@@ -50,24 +50,6 @@ def _numbers_from(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-PhoneLines = Callable[[Any, list[str]], dict[str, str]]
-
-
-def _phone_line_source() -> PhoneLines | None:
-    """Phone lines from the virtual-number service (`label_phone_lines` for a batch, or
-    `label_phone_line` one at a time). Imported here: it belongs to the virtual-number
-    module; without it there is no label, since a label never shows the real number."""
-    try:
-        from waybillguard.services import virtual_numbers
-    except ImportError:
-        return None
-    batch = getattr(virtual_numbers, "label_phone_lines", None)
-    if batch is not None:
-        return lambda app, numbers: dict(batch(app, numbers))
-    single = getattr(virtual_numbers, "label_phone_line", None)
-    if single is None:
-        return None
-    return lambda app, numbers: {n: single(app, n) for n in numbers}
 
 
 def _normalised(number: str) -> str:
@@ -115,18 +97,12 @@ def label_command(
     if len(wanted) > labels.MAX_BATCH:
         fail(f"at most {labels.MAX_BATCH:,} labels per batch", 2, as_json=json)
     target = out or Path("labels" if format is LabelFormat.png else f"labels.{format.value}")
-    phone_lines = _phone_line_source()
-    if phone_lines is None:
-        fail(
-            "virtual numbers are not available (waybillguard.services.virtual_numbers."
-            "label_phone_line is missing): a label shows the recipient's virtual number, "
-            "never the real one, so no label can be printed",
-            2,
-            as_json=json,
-        )
     with _open(home) as application:
+        actor, context = acting(application, json)
         try:
-            lines = phone_lines(application, wanted)
+            if context is not None:
+                labels.check_printer(application, context.principal, wanted)
+            lines = dict(virtual_numbers.label_phone_lines(application, wanted))
             batch = labels.write_labels(
                 application,
                 wanted,
@@ -135,6 +111,7 @@ def label_command(
                 size.value,
                 target,
                 int(dpi.value),
+                actor=actor,
             )
         except WaybillNotFound as exc:
             fail(str(exc), 1, as_json=json)

@@ -24,6 +24,7 @@ from waybillguard.adapters.divisions import load_divisions
 from waybillguard.adapters.labels.pdf import render_pdf
 from waybillguard.adapters.labels.png import render_png
 from waybillguard.adapters.labels.zpl import render_zpl
+from waybillguard.domain.identity import Principal, Role
 from waybillguard.domain.label import (
     DEFAULT_SIZE,
     LabelData,
@@ -37,6 +38,7 @@ from waybillguard.domain.lifecycle import TERMINAL, Status
 from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
+from waybillguard.services.visibility import view_check
 from waybillguard.services.waybills import WaybillNotFound, masked_view
 
 Format = Literal["pdf", "png", "zpl"]
@@ -64,6 +66,21 @@ __all__ = [
 class LabelRefused(ValueError):
     """No label for this waybill (shredded, finished, or its data would not be masked).
     The message never carries personal data."""
+
+
+PRINTING_ROLES = frozenset({Role.STATION_CLERK, Role.STATION_MANAGER, Role.ADMIN})
+
+
+def check_printer(app: App, principal: Principal, numbers: Sequence[str]) -> None:
+    """A logged-in principal prints labels only in a printing role and only for waybills
+    in their view scope (a franchise station prints its own parcels, nobody else's)."""
+    if principal.role not in PRINTING_ROLES or not principal.active:
+        raise LabelRefused("该角色不可打印面单 / this role does not print labels")
+    decide = view_check(app, principal)
+    for number in numbers:
+        stored = app.store.get(number)
+        if stored is None or not decide(stored).allowed:
+            raise LabelRefused("无此运单或不在你的范围内 / no such waybill in your scope")
 
 
 def _check_format(fmt: str) -> Format:
