@@ -50,8 +50,6 @@ def _numbers_from(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-
-
 def _normalised(number: str) -> str:
     parsed = parse_tracking_number(number)
     return str(parsed) if parsed is not None else number.strip()

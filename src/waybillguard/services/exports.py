@@ -283,82 +283,20 @@ def list_exports(
 def download(
     app: App, caller: Caller, export_id: int, out: Path, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Write the export to `out` (CSV, mode 0600). Only its requester, only while approved
-    and unexpired; audited and charged before anything is decrypted."""
-    if not valid_id(export_id):
-        raise ExportError("export.unknown", "无此导出 / no such export")
-    now = _now(now)
-    principal = caller.principal
-    store = policy_admin.access_store(app)
-    with store.write() as conn:
-        row = store.export(conn, export_id, lock=True)
-        if row is None or row.requester_id != principal.id:
-            raise ExportError("export.unknown", "无此导出 / no such export of yours")
-        if row.state != "approved":
-            raise ExportError(
-                "export.not_approved", f"导出状态为 {row.state} / export is {row.state}"
-            )
-        if row.expires_at is None or row.expires_at <= now:
-            store.update_export(conn, export_id, state="expired")
-            raise ExportError("export.expired", "导出已过期 / the export expired")
-        if not principal.active:
-            raise ExportError("account.inactive", "账户不可用 / your account is not active")
-        flt = ExportFilter.from_json(row.filter)
-        numbers = store.select_for_export(
-            conn,
-            station=flt.station,
-            status=flt.status,
-            merchant=flt.merchant,
-            created_from=flt.created_from,
-            created_to=flt.created_to,
-            limit=flt.limit,
-        )
-        event_id = _audit(
-            app,
-            conn,
-            caller,
-            "export.download",
-            now,
-            fields=row.fields,
-            purpose=row.purpose,
-            waybills=numbers,
-            rule="export.two_person",
-            detail={"export": export_id, "rows": len(numbers), "download": row.downloads + 1},
-        )
-        store.charge(conn, principal.id, len(numbers), now, event_id, None)
-        store.update_export(conn, export_id, downloads=row.downloads + 1, row_count=len(numbers))
-    _write_csv(app, out, row, numbers, str(event_id))
-    return {"export_id": export_id, "rows": len(numbers), "path": str(out), "audit_event": event_id}
-
-
-def _write_csv(app: App, out: Path, row: ExportRow, numbers: list[str], audit_ref: str) -> None:
-    fields = list(row.fields)
-    wanted = frozenset(fields)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["tracking_number", *fields])
-    canary_at = _canary_position(row.trace_id, len(numbers))
-    for position, number in enumerate(numbers):
-        if position == canary_at:
-            writer.writerow(_canary(row, fields))
-        sealed = app.store.sealed(number)
-        if sealed is None or sealed.kek_id is None:
-            continue  # shredded since: its data is gone, and stays gone
-        record = SealedRecord(
-            number, sealed.uid, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertexts
-        )
-        values = complete_addresses(
-            app, number, app.vault.open_fields(record, RevealGrant(number, wanted, audit_ref))
-        )
-        writer.writerow([number, *(values[f] for f in fields)])
-    if canary_at >= len(numbers):
-        writer.writerow(_canary(row, fields))
+    """Write the export to `out` (CSV, mode 0600): `stream_download` into a file."""
+    stream = stream_download(app, caller, export_id, now)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(buffer.getvalue())
+        fh.writelines(stream.lines)
     tmp.replace(out)
+    return {
+        "export_id": export_id,
+        "rows": stream.rows,
+        "path": str(out),
+        "audit_event": stream.audit_event,
+    }
 
 
 def _canary_position(trace_id: str, count: int) -> int:
@@ -400,7 +338,7 @@ def trace(app: App, path: Path) -> list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class DownloadStream:
     """An authorised, audited and charged download, decrypted row by row as `lines`
-    is consumed (CSV text, header first; the canary row planted as in `download`)."""
+    is consumed (CSV text, header first, the export's canary row planted among the rows)."""
 
     export_id: int
     rows: int

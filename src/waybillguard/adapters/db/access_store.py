@@ -9,9 +9,8 @@ what makes quota counting exact under concurrency: charge first, then reveal.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +28,7 @@ from waybillguard.adapters.db.access_tables import (
     principals,
     tickets,
 )
-from waybillguard.adapters.db.engine import is_sqlite
+from waybillguard.adapters.db.engine import KeptConnection, is_sqlite
 from waybillguard.adapters.db.tables import CT_COLUMNS, station_coverage, waybill_events, waybills
 from waybillguard.domain.lifecycle import Status
 from waybillguard.domain.policy import TicketFacts, WaybillFacts
@@ -115,38 +114,19 @@ class AccessStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
-        self._local = threading.local()
+        self._kept = KeptConnection(engine)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def hot_write(self) -> Iterator[Connection]:
-        """A write transaction on a connection this thread keeps open between calls.
-
-        The reveal path runs one short transaction per request; checking a connection
-        out of the pool and back costs as much as the transaction's own SQL. On any
-        error the connection is closed and forgotten, so a broken one is never reused.
-        """
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self.engine.connect().execution_options(immediate=True)
-            self._local.conn = conn
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            self._local.conn = None
-            conn.close()
-            raise
+    def hot_write(self) -> AbstractContextManager[Connection]:
+        """A write transaction on this thread's kept connection (the reveal path)."""
+        return self._kept.write()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            conn.close()
+        self._kept.close()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -8,6 +8,9 @@ write transactions so a read-then-write never deadlocks on lock upgrade.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +68,34 @@ def _configure_sqlite(engine: Engine) -> None:
         raw = conn.connection.dbapi_connection
         assert raw is not None
         raw.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
+
+class KeptConnection:
+    """A write connection each thread keeps between transactions, for hot paths that run
+    one short transaction per request (a reveal, a routed call): checking a connection
+    out of the pool and back costs as much as their SQL. On any error the connection is
+    closed and forgotten, so a broken one is never reused."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._local = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._engine.connect().execution_options(immediate=True)
+            self._local.conn = conn
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            self._local.conn = None
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()

@@ -15,9 +15,8 @@ Nothing here decrypts: sealed parts are handed to the vault by the services.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from waybillguard.adapters.db.access_tables import assignments
-from waybillguard.adapters.db.engine import is_sqlite
+from waybillguard.adapters.db.engine import KeptConnection, is_sqlite
 from waybillguard.adapters.db.tables import waybill_events, waybills
 from waybillguard.adapters.db.telephony_tables import (
     vn_bindings,
@@ -171,7 +170,7 @@ class TelephonyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
-        self._local = threading.local()
+        self._kept = KeptConnection(engine)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -184,28 +183,12 @@ class TelephonyStore:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def hot_write(self) -> Iterator[Connection]:
-        """A write transaction on a connection this thread keeps between calls (the
-        routing path runs one short transaction per call; a pool checkout would cost as
-        much as its SQL). On any error the connection is closed and forgotten."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self.engine.connect().execution_options(immediate=True)
-            self._local.conn = conn
-        try:
-            with conn.begin():
-                yield conn
-        except BaseException:
-            self._local.conn = None
-            conn.close()
-            raise
+    def hot_write(self) -> AbstractContextManager[Connection]:
+        """A write transaction on this thread's kept connection (the routing path)."""
+        return self._kept.write()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            conn.close()
+        self._kept.close()
 
     # -- driver SQL for the routing path (SQLAlchemy's statement building would cost
     # more than the queries themselves) -----------------------------------------------
