@@ -506,3 +506,64 @@ def test_errors_never_echo_input(raw: str) -> None:
         shared_resolver().resolve(raw, FIELD)
     except FieldError as error:
         assert_clean_error(error, raw)
+
+
+# -- the prefix tables agree with the reference search ---------------------------------
+def _reference(resolver: AddressResolver, text: str) -> tuple[int, tuple[str, ...]] | str:
+    try:
+        return resolver._search(text, FIELD)
+    except FieldError as exc:
+        return exc.reason
+
+
+def _tabled(resolver: AddressResolver, text: str) -> tuple[int, tuple[str, ...]] | str:
+    found = resolver._lookup(text)
+    return found if found[1] else _reference(resolver, text)
+
+
+_TAILS = ("", "路12号", "市场路1号", "大道8号", "县城1号", "区", "市", "街道3号", "中路", "胡同5号")
+
+
+def test_every_division_prefix_resolves_as_the_reference_search_does() -> None:
+    """Every prefix the tables hold (all heads built), followed by text that may or may
+    not extend it (路/市/街 after short names, a second division name), gives the
+    longest reading and the same codes as the exhaustive search, or the same error."""
+    resolver = AddressResolver(load_divisions())
+    heads = sorted(resolver._heads)
+    for head in heads:
+        resolver._lookup(head)
+    prefixes = sorted(text for table in resolver._prefix_tables.values() for text in table[0])
+    assert len(resolver._prefix_tables) == len(heads) and len(prefixes) > 20_000
+    for i, text in enumerate(prefixes):
+        other = prefixes[(i * 7919) % len(prefixes)]
+        for candidate in (
+            text + _TAILS[i % len(_TAILS)],
+            text[:-1] + _TAILS[(i + 3) % len(_TAILS)],
+            text + other + "1号",
+        ):
+            assert _tabled(resolver, candidate) == _reference(resolver, candidate), candidate
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            ["广东", "广东省", "深圳", "深圳市", "南山区", "中山", "中山市", "吉林", "吉林市",
+             "北京", "北京市", "朝阳区", "市", "路", "大道", "新区", "自治县", "县", "西",
+             "内蒙古", "包头市", "东河区", "湖北省", "仙桃市", "重庆市", "酉阳县", "12号"]
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)  # fmt: skip
+def test_prefix_tables_agree_with_the_search_on_composed_text(parts: list[str]) -> None:
+    resolver = shared_resolver()
+    text = "".join(parts)
+    assert _tabled(resolver, text) == _reference(resolver, text)
+
+
+def test_prefix_tables_stay_bounded_by_the_data() -> None:
+    resolver = AddressResolver(load_divisions())
+    with pytest.raises(FieldError):
+        resolver.resolve("火星基地一号舱", FIELD)
+    assert "火星" not in resolver._prefix_tables

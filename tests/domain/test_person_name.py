@@ -305,3 +305,48 @@ def test_hostile_inputs_rejected_cleanly(raw: str) -> None:
     assert raw not in message
     assert "王" not in message
     assert "五" not in message
+
+
+# -- fast paths agree with the full parse ------------------------------------------------
+def _outcome(parse: object, raw: str) -> PersonName | str:
+    try:
+        return parse(raw, "name")  # type: ignore[operator, no-any-return]
+    except FieldError as exc:
+        return exc.reason
+
+
+def test_every_character_of_the_fast_han_block_parses_as_the_full_path_does() -> None:
+    from waybillguard.domain.person_name import _parse_full
+
+    for code in range(0x4E00, 0xA000):
+        ch = chr(code)
+        for raw in (ch + ch, "王" + ch, ch + "·" + ch, "欧阳" + ch):
+            assert parse_name(raw, "name") == _parse_full(raw, "name"), hex(code)
+
+
+_NAME_PIECES = st.sampled_from(
+    ["王", "欧阳", "娜", "·", " ", "  ", "José", "Anne", "-", "'", "O", "x", "1", "Ⅻ",
+     "\u200b", "\u3400", "\uf900", "・", "A", "z", "\t", "é", "e\u0301", "<", "ａ"]
+)  # fmt: skip
+
+
+@settings(max_examples=2000)
+@given(st.lists(_NAME_PIECES, min_size=0, max_size=12).map("".join))
+def test_fast_paths_agree_with_the_full_parse(raw: str) -> None:
+    from waybillguard.domain.person_name import _parse_full
+
+    assert _outcome(parse_name, raw) == _outcome(_parse_full, raw)
+
+
+@settings(max_examples=300)
+@given(st.text(min_size=0, max_size=70))
+def test_fast_paths_agree_with_the_full_parse_on_any_text(raw: str) -> None:
+    from waybillguard.domain.person_name import _parse_full
+
+    assert _outcome(parse_name, raw) == _outcome(_parse_full, raw)
+
+
+def test_long_names_take_the_full_path() -> None:
+    assert reason("王" * 21) == "is too long for a Chinese name (more than 20 characters)"
+    assert reason("a" * 65) == "is too long for a name (more than 64 characters)"
+    assert parse_name("a" * 64, "name").value == "a" * 64

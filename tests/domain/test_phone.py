@@ -439,3 +439,20 @@ def test_area_code_rule_matches_phonenumbers() -> None:
         assert _phone_module.fast_area_code_length(nsn) == _pn.length_of_geographical_area_code(
             number
         )
+
+
+@settings(max_examples=500)
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))
+def test_plain_eleven_digit_shortcut_agrees_with_the_general_paths(raw: str) -> None:
+    """The shortcut for eleven bare digits gives what the stripping path and
+    phonenumbers give, and its mask is the general rule's (first 3, six *, last 2)."""
+    try:
+        slow: Phone | str = _parse_slow(raw, "phone")
+    except FieldError as exc:
+        slow = exc.reason
+    fast = _fast_mobile(raw)
+    if fast is not None:
+        assert fast == slow == _fast_mobile(f" {raw[:3]}-{raw[3:]} ")
+        assert mask_phone(fast) == raw[:3] + "*" * 6 + raw[9:]
+    else:
+        assert _fast_mobile(f" {raw[:3]}-{raw[3:]} ") is None

@@ -154,3 +154,26 @@ def test_init_upgrades_an_older_keyring_without_replacing_keys(tmp_path: Path) -
     assert upgraded["secrets"]["blind_index"] == document["secrets"]["blind_index"]
     assert upgraded["secrets"]["tracking"] == document["secrets"]["tracking"]
     assert len(FileKeyProvider(path).secret("audit_checkpoint")) == 32
+
+
+def test_blind_indexes_are_hmac_sha256_of_label_and_value() -> None:
+    """The stored indexes of earlier imports must keep matching: the values are
+    HMAC-SHA256(key, label | value) truncated to 16 bytes, whatever HMAC code computes them."""
+    import hashlib
+    import hmac
+
+    from waybillguard.vault.blind_index import BlindIndexer
+
+    key = bytes(range(32))
+    indexer = BlindIndexer(key)
+    for e164, name in (("+8613912345678", "王五"), ("+861012345678", "José Müller")):
+        phone = hmac.new(key, b"waybillguard/v1/phone|" + e164.encode(), hashlib.sha256)
+        assert indexer.phone(e164) == phone.digest()[:16]
+        both = b"waybillguard/v1/name+phone|" + e164.encode() + b"|" + name.encode("utf-8")
+        assert indexer.name_phone(name, e164) == hmac.new(key, both, hashlib.sha256).digest()[:16]
+
+
+def test_every_field_has_its_own_nonce_and_opens(vault: Vault) -> None:
+    sealed = vault.seal(FIELDS)
+    assert len({ct[:12] for ct in sealed.ciphertexts.values()}) == len(FIELDS)
+    assert vault.open_fields(record("WG1", sealed), grant("WG1", FIELDS)) == FIELDS

@@ -95,3 +95,25 @@ def test_malformed_inputs_are_invalid_not_errors() -> None:
         "\x00" * 15,
     ]:
         assert AUTH.verify(bad) is False
+
+
+def test_numbers_are_those_issued_before_the_round_tables() -> None:
+    """Known answers from the block-per-round implementation: numbers already printed
+    on labels must keep verifying, and the same counters must keep their numbers."""
+    assert AUTH.issue("WG", [0, 1, 2, 9_999_999]) == [
+        "WG0938557320292",
+        "WG7172362857510",
+        "WG8712869507032",
+        "WG9134228848391",
+    ]
+
+
+def test_round_tables_match_the_round_function() -> None:
+    rng = random.Random(11)
+    for prefix in ("WG", "SF"):
+        tables = AUTH._round_tables(prefix)
+        for rnd in range(10):
+            halves = [rng.randrange(10**4 if rnd % 2 == 0 else 10**3) for _ in range(50)]
+            modulus = 10**3 if rnd % 2 == 0 else 10**4
+            direct = AUTH._round_values(prefix.encode("ascii"), rnd, halves)
+            assert [tables[rnd][h] for h in halves] == [x % modulus for x in direct]

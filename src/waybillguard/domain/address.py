@@ -19,6 +19,7 @@ detail is ever shown.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field, fields
@@ -149,6 +150,9 @@ _ProvinceEntry = tuple[str, int, bool, str]
 _CityEntry = tuple[str, int, bool, dict[str, _Codes], _Codes]
 _DistrictEntry = tuple[str, int, dict[str, _Codes], dict[str, _Codes], _Codes]
 _E = TypeVar("_E", _ProvinceEntry, _CityEntry, _DistrictEntry)
+# Division prefixes starting with one head: text -> (codes, short leaf-city codes), and
+# the distinct lengths, longest first (see AddressResolver._prefix_table).
+_PrefixTable = tuple[dict[str, tuple[_Codes, _Codes]], tuple[int, ...]]
 
 
 def _blocked_after_short(text: str, end: int) -> bool:
@@ -217,7 +221,18 @@ class AddressResolver:
     province and city may be omitted) and keeps the longest consistent parse.
     """
 
-    __slots__ = ("_city_index", "_district_index", "_leaf_cities", "_names", "_province_index")
+    __slots__ = (
+        "_cities_of_province",
+        "_city_index",
+        "_district_index",
+        "_districts_of_city",
+        "_districts_of_province",
+        "_heads",
+        "_leaf_cities",
+        "_names",
+        "_prefix_tables",
+        "_province_index",
+    )
 
     def __init__(self, table: DivisionTable) -> None:
         leaves = table.districts()
@@ -277,6 +292,22 @@ class AddressResolver:
         )
         self._leaf_cities = frozenset(leaf_cities)
         self._names = names
+        # What the prefix tables are built from: the same entries, keyed by parent.
+        self._cities_of_province: dict[str, list[tuple[str, bool, _Codes]]] = {}
+        for entries in self._city_index.values():
+            for alias, _, short, by_province, _ in entries:
+                for p_code, cities in by_province.items():
+                    self._cities_of_province.setdefault(p_code, []).append((alias, short, cities))
+        self._districts_of_province: dict[str, list[tuple[str, _Codes]]] = {}
+        self._districts_of_city: dict[str, list[tuple[str, _Codes]]] = {}
+        for d_entries in self._district_index.values():
+            for alias, _, by_city, by_province, _ in d_entries:
+                for p_code, codes in by_province.items():
+                    self._districts_of_province.setdefault(p_code, []).append((alias, codes))
+                for c_code, codes in by_city.items():
+                    self._districts_of_city.setdefault(c_code, []).append((alias, codes))
+        self._prefix_tables: dict[str, _PrefixTable] = {}
+        self._heads = frozenset((*self._province_index, *self._city_index, *self._district_index))
 
     def resolve(self, raw: str, field: str) -> Address:
         """Split ``raw`` into division and detail; raise FieldError if impossible.
@@ -293,6 +324,100 @@ class AddressResolver:
                     text = text[len(prefix) :].lstrip(" ")
                     break
         compact = text.replace(" ", "") if " " in text else text
+        best_end, codes = self._lookup(compact)
+        if not codes:
+            # No division prefix at all: the search explains why (slow path, errors only).
+            best_end, codes = self._search(compact, field)
+        if len(codes) > 1:
+            raise FieldError(field, "ambiguous district; add the province or city")
+        if compact is not text:
+            best_end = _position_after(text, best_end)
+        detail = text[best_end:].lstrip(_DETAIL_LEADING_NOISE)
+        if not detail:
+            raise FieldError(field, "address has no street/house detail")
+        (code,) = codes
+        province_name, city_name, district_name = self._names[code]
+        return _make_address(province_name, city_name, district_name, code, detail)
+
+    def _lookup(self, compact: str) -> tuple[int, _Codes]:
+        """The longest division prefix of ``compact`` and its codes, from the prefix
+        table of ``compact``'s first two characters; (0, ()) when there is none."""
+        head = compact[:2]
+        table = self._prefix_tables.get(head)
+        if table is None:
+            if head not in self._heads:
+                return 0, ()  # no alias starts so: the table stays bounded by the data
+            table = self._prefix_tables[head] = self._prefix_table(head)
+        prefixes, lengths = table
+        n = len(compact)
+        for length in lengths:
+            if length > n:
+                continue
+            entry = prefixes.get(compact[:length])
+            if entry is None:
+                continue
+            plain, short_leaf = entry
+            if short_leaf and not _blocked_after_short(compact, length):
+                return length, tuple(sorted({*plain, *short_leaf}))
+            if plain:
+                return length, plain
+        return 0, ()
+
+    def _prefix_table(self, head: str) -> _PrefixTable:
+        """Every division prefix that ``_search`` can read and that starts with ``head``:
+        text -> (codes, codes of short leaf-city names valid only when not followed by
+        路/市/街…), with the distinct lengths longest first.
+
+        It enumerates exactly the readings ``_search`` tries (province alias or none,
+        then a city alias within it or none, then a district alias within the city,
+        province or nothing), so the longest entry a text starts with is the longest
+        reading ``_search`` finds, and two readings of the same length are the same
+        prefix text (their codes are merged, as ``_search`` merges them). Built once per
+        head, on first use: the tables of heads no address uses are never built.
+        """
+        plain: dict[str, set[str]] = {}
+        short_leaf: dict[str, set[str]] = {}
+        leaf_cities = self._leaf_cities
+        districts_of_city = self._districts_of_city
+        starts: list[tuple[str, str | None]] = [("", None)]
+        starts += [(e[0], e[3]) for e in self._province_index.get(head, ())]
+        for prefix, province in starts:
+            if province is None:
+                city_entries = [
+                    (alias, short, every)
+                    for alias, _, short, _, every in self._city_index.get(head, ())
+                ]
+                district_entries = [
+                    (alias, every)
+                    for alias, length, _, _, every in self._district_index.get(head, ())
+                    if length >= 3  # a bare two-character name (城区, 南区, 单县) says too little
+                ]
+            else:
+                city_entries = self._cities_of_province.get(province, [])
+                district_entries = self._districts_of_province.get(province, [])
+            for alias, short, cities in city_entries:
+                text = prefix + alias
+                for city in cities:
+                    if city in leaf_cities:
+                        if not short:
+                            plain.setdefault(text, set()).add(city)
+                        elif province is not None:
+                            short_leaf.setdefault(text, set()).add(city)
+                        continue
+                    for d_alias, found in districts_of_city.get(city, ()):
+                        plain.setdefault(text + d_alias, set()).update(found)
+            for alias, found in district_entries:
+                plain.setdefault(prefix + alias, set()).update(found)
+        prefixes = {
+            text: (tuple(sorted(plain.get(text, ()))), tuple(sorted(short_leaf.get(text, ()))))
+            for text in {*plain, *short_leaf}
+        }
+        lengths = tuple(sorted({len(text) for text in prefixes}, reverse=True))
+        return prefixes, lengths
+
+    def _search(self, compact: str, field: str) -> tuple[int, _Codes]:
+        """The reference search for a division prefix: every reading, longest wins
+        (see ``resolve``). Raises FieldError with the reason when there is none."""
         n = len(compact)
         forbidden = _AFTER_SHORT_FORBIDDEN
         pairs = _AFTER_SHORT_FORBIDDEN_PAIRS
@@ -361,16 +486,7 @@ class AddressResolver:
 
         if not best:
             raise FieldError(field, self._explain(compact, starts))
-        if len(best) > 1:
-            raise FieldError(field, "ambiguous district; add the province or city")
-        if compact is not text:
-            best_end = _position_after(text, best_end)
-        detail = text[best_end:].lstrip(_DETAIL_LEADING_NOISE)
-        if not detail:
-            raise FieldError(field, "address has no street/house detail")
-        (code,) = best
-        province_name, city_name, district_name = self._names[code]
-        return _make_address(province_name, city_name, district_name, code, detail)
+        return best_end, tuple(sorted(best))
 
     def _explain(self, text: str, starts: list[tuple[int, str | None]]) -> str:
         """Reason why no division prefix was found (slow path, errors only)."""
@@ -494,6 +610,7 @@ def mask_address(address: Address) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)  # a few thousand divisions; two masks per imported row
 def division_prefix(province: str, city: str, district: str) -> str:
     """ "广东省深圳市南山区", "北京市朝阳区", "广东省东莞市": no name said twice."""
     parts = [province]

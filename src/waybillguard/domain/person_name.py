@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final, Literal
 
 from waybillguard.domain.errors import FieldError
@@ -148,8 +148,44 @@ class PersonName:
     surname: str
 
 
+# Fast paths for the shapes nearly every row has: Han characters of the main CJK block
+# (with ``·`` between segments), or ASCII letters with single spaces. Every character
+# they accept is its own NFKC form, is neither control, format, digit nor symbol, and is
+# not a middle-dot or apostrophe variant, so the full path would return exactly the
+# same name (tests check both facts for every character of the block).
+_FAST_HAN_BLOCK: Final = "\u4e00-\u9fff"
+_FAST_HAN: Final = re.compile(f"[{_FAST_HAN_BLOCK}]+(?:{MIDDLE_DOT}[{_FAST_HAN_BLOCK}]+)*")
+_FAST_LATIN: Final = re.compile("[A-Za-z]+(?: [A-Za-z]+)*")
+
+
+def _make_name(value: str, script: Literal["han", "latin"], surname: str) -> PersonName:
+    """Same as ``PersonName(value, script, surname)`` without the frozen dataclass's
+    per-field ``object.__setattr__`` (a third of a fast-path parse)."""
+    name: PersonName = object.__new__(PersonName)
+    _SET_VALUE(name, value)
+    _SET_SCRIPT(name, script)
+    _SET_SURNAME(name, surname)
+    return name
+
+
+_SET_VALUE, _SET_SCRIPT, _SET_SURNAME = (
+    getattr(PersonName, f.name).__set__ for f in fields(PersonName)
+)
+if tuple(f.name for f in fields(PersonName)) != ("value", "script", "surname"):  # pragma: no cover
+    raise RuntimeError("_make_name is out of date with PersonName")
+
+
 def parse_name(raw: str, field: str) -> PersonName:
     """Parse a personal name; raises :class:`FieldError` (field + reason, never the value)."""
+    if type(raw) is str and 2 <= len(raw) <= MAX_LATIN_LENGTH:
+        if len(raw) <= MAX_HAN_LENGTH and _FAST_HAN.fullmatch(raw) is not None:
+            return _make_name(raw, "han", _han_surname(raw))
+        if _FAST_LATIN.fullmatch(raw) is not None:
+            return _make_name(raw, "latin", raw[0])
+    return _parse_full(raw, field)
+
+
+def _parse_full(raw: str, field: str) -> PersonName:
     if not isinstance(raw, str):
         raise FieldError(field, _R_NOT_TEXT)
     if len(raw) > MAX_RAW_LENGTH:
@@ -216,13 +252,15 @@ def _parse_han(text: str, field: str) -> PersonName:
         raise FieldError(field, _R_HAN_SINGLE)
     if len(value) > MAX_HAN_LENGTH:
         raise FieldError(field, _R_HAN_TOO_LONG)
+    return _make_name(value, "han", _han_surname(value))
+
+
+def _han_surname(value: str) -> str:
     if MIDDLE_DOT in value:
-        surname = value[0]
-    elif len(value) >= 3 and value[:2] in COMPOUND_SURNAMES:
-        surname = value[:2]
-    else:
-        surname = value[0]
-    return PersonName(value, "han", surname)
+        return value[0]
+    if len(value) >= 3 and value[:2] in COMPOUND_SURNAMES:
+        return value[:2]
+    return value[0]
 
 
 def _parse_latin(text: str, field: str) -> PersonName:
@@ -235,7 +273,7 @@ def _parse_latin(text: str, field: str) -> PersonName:
     first = _LATIN_FIRST_LETTER.search(text)
     if first is None:  # only combining marks and punctuation
         raise FieldError(field, _R_NO_LETTERS)
-    return PersonName(text, "latin", first.group())
+    return _make_name(text, "latin", first.group())
 
 
 def mask_name(name: PersonName) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final, Literal
 
 import phonenumbers
@@ -195,6 +195,21 @@ class Phone:
         return f"+{_COUNTRY_CODE}{nsn}"
 
 
+_SET_NATIONAL, _SET_KIND, _SET_AREA_CODE = (getattr(Phone, f.name).__set__ for f in fields(Phone))
+if tuple(f.name for f in fields(Phone)) != ("national", "kind", "area_code"):  # pragma: no cover
+    raise RuntimeError("_make_phone is out of date with Phone")
+
+
+def _make_phone(national: str, kind: Literal["mobile", "landline"], area_code: str) -> Phone:
+    """Same as ``Phone(national, kind, area_code)`` without the frozen dataclass's
+    per-field ``object.__setattr__`` (half the cost of a fast-path parse)."""
+    phone: Phone = object.__new__(Phone)
+    _SET_NATIONAL(phone, national)
+    _SET_KIND(phone, kind)
+    _SET_AREA_CODE(phone, area_code)
+    return phone
+
+
 def parse_phone(raw: str, field: str) -> Phone:
     """Parse a written mainland China mobile or landline number.
 
@@ -215,6 +230,9 @@ def _fast_mobile(raw: str) -> Phone | None:
     """
     if _FAST_MOBILE is None:  # pragma: no cover - metadata without an 11-digit mobile plan
         return None
+    if len(raw) == 11 and raw.isdigit() and raw.isascii():
+        # Already eleven plain digits (nearly every row): nothing to strip.
+        return _make_phone(raw, "mobile", "") if _FAST_MOBILE.match(raw) is not None else None
     s = raw.strip().replace(" ", "").replace("-", "")
     n = len(s)
     if n == 14 and s.startswith("+86"):
@@ -224,7 +242,7 @@ def _fast_mobile(raw: str) -> Phone | None:
     elif n == 13 and s.startswith("86"):
         s = s[2:]
     if len(s) == 11 and s.isascii() and s.isdigit() and _FAST_MOBILE.match(s) is not None:
-        return Phone(s, "mobile", "")
+        return _make_phone(s, "mobile", "")
     return None
 
 
@@ -321,6 +339,8 @@ def mask_phone(phone: Phone) -> str:
     """
     national = phone.national
     total = len(national)
+    if total == 11 and phone.kind == "mobile":
+        return national[:3] + "******" + national[9:]  # the general rule below, for 11
     area = phone.area_code
     if phone.kind == "landline" and area and national.startswith(area):
         subscriber = national[len(area) :]

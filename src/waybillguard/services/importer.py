@@ -15,6 +15,7 @@ of a few numbers of the prefix's 10^7 (see docs/tracking-numbers.md).
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -26,12 +27,15 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from waybillguard.adapters.db.engine import SQLITE_PRAGMAS
 from waybillguard.adapters.db.tables import KEK_POS, UID_POS, WRAP_POS
 from waybillguard.adapters.db.waybill_store import KekNotActive, NewWaybillRow
 from waybillguard.adapters.divisions import load_divisions
-from waybillguard.domain.address import AddressResolver
+from waybillguard.domain.address import AddressResolver, mask_address
 from waybillguard.domain.errors import FieldError
-from waybillguard.domain.fields import PII_FIELDS
+from waybillguard.domain.fields import ORDER_FIELDS, PII_FIELDS
+from waybillguard.domain.person_name import mask_name
+from waybillguard.domain.phone import mask_phone
 from waybillguard.domain.waybill import Order, OrderValidator, order_key
 from waybillguard.services.activity import Actor, emit
 from waybillguard.services.app import App
@@ -39,6 +43,13 @@ from waybillguard.services.readers import RawRow, iter_rows
 from waybillguard.vault import Vault
 
 CHUNK_ROWS = 2000
+# Rows per write transaction (several chunks; see _Group).
+COMMIT_ROWS = 20_000
+# SQLite page cache of the import's connection, KiB: the random-key indexes of a large
+# table stay in memory instead of being re-read from the OS for every chunk. The
+# engine's own size is restored when the import ends.
+IMPORT_CACHE_KIB = 64 * 1024
+SQLITE_CACHE_PRAGMA = next(p for p in SQLITE_PRAGMAS if "cache_size" in p)
 DEFAULT_MERCHANT = "default"
 Progress = Callable[[int], None]
 # (row number, field, reason) — never the value.
@@ -71,6 +82,12 @@ class StrictImportFailed(RuntimeError):
 
 
 # -- sealing (runs in worker processes) -----------------------------------------------
+# One row as the parent hands it to a worker: (row number, values in ORDER_FIELDS order)
+# for a readable row, (row number, (field, reason)) for one the reader rejected. Plain
+# tuples pickle at a fraction of the cost of RawRow objects.
+WorkRow = tuple[int, tuple[str | None, ...] | tuple[str, str]]
+
+
 class Sealer:
     """Validates, numbers and seals rows. One per process."""
 
@@ -80,52 +97,67 @@ class Sealer:
         self.prefix = prefix
 
     def row_for(self, order: Order, tracking_number: str) -> NewWaybillRow:
-        sealed = self.vault.seal(order.pii())
+        vault = self.vault
+        sealed = vault.seal(order.pii())
         s, r = order.sender, order.recipient
-        sm, rm = s.masked(), r.masked()
-        index_phone, index_name_phone = self.vault.index_phone, self.vault.index_name_phone
+        s_name, s_phone, s_address = s.name, s.phone, s.address
+        r_name, r_phone, r_address = r.name, r.phone, r.address
+        s_e164, r_e164 = s_phone.e164, r_phone.e164
         cts = sealed.ciphertexts
+        parcel = order.parcel
         return (
             sealed.uid,
             tracking_number,
             order.merchant,
             order.order_ref,
-            order.parcel.weight_g,
-            order.parcel.category,
-            s.address.adcode,
-            r.address.adcode,
+            parcel.weight_g,
+            parcel.category,
+            s_address.adcode,
+            r_address.adcode,
             sealed.kek_id,
             sealed.wrapped_dek,
-            *(cts[f] for f in PII_FIELDS),
-            sm["name"],
-            sm["phone"],
-            sm["address"],
-            rm["name"],
-            rm["phone"],
-            rm["address"],
-            index_phone(s.phone.e164),
-            index_phone(r.phone.e164),
-            index_name_phone(s.name.value, s.phone.e164),
-            index_name_phone(r.name.value, r.phone.e164),
+            *[cts[f] for f in PII_FIELDS],
+            mask_name(s_name),
+            mask_phone(s_phone),
+            mask_address(s_address),
+            mask_name(r_name),
+            mask_phone(r_phone),
+            mask_address(r_address),
+            vault.index_phone(s_e164),
+            vault.index_phone(r_e164),
+            vault.index_name_phone(s_name.value, s_e164),
+            vault.index_name_phone(r_name.value, r_e164),
         )
 
     def seal_rows(self, rows: Sequence[RawRow], first_counter: int) -> SealedChunk:
         """Row i of the chunk owns counter first_counter + i (a rejected row wastes its own)."""
+        return self.seal_work([_work_row(raw) for raw in rows], first_counter)
+
+    def seal_work(self, rows: Sequence[WorkRow], first_counter: int) -> SealedChunk:
+        """`seal_rows` for rows in the worker format (see WorkRow)."""
         valid: list[tuple[int, Order]] = []
         rejected: list[Rejection] = []
-        for i, raw in enumerate(rows):
-            if raw.error is not None:
-                rejected.append((raw.row, raw.error[0], raw.error[1]))
+        validate = self.validator.validate_values
+        for i, (row, values) in enumerate(rows):
+            if len(values) == 2:  # the reader's (field, reason)
+                rejected.append((row, str(values[0]), str(values[1])))
                 continue
             try:
-                valid.append((first_counter + i, self.validator.validate(raw.fields)))
+                valid.append((first_counter + i, validate(values)))
             except FieldError as exc:
-                rejected.append((raw.row, exc.field, exc.reason))
+                rejected.append((row, exc.field, exc.reason))
             except Exception as exc:
-                rejected.append((raw.row, "row", f"internal error ({type(exc).__name__})"))
+                rejected.append((row, "row", f"internal error ({type(exc).__name__})"))
         numbers = self.vault.issue_tracking_numbers(self.prefix, [c for c, _ in valid])
-        sealed = [self.row_for(order, n) for (_, order), n in zip(valid, numbers, strict=True)]
+        row_for = self.row_for
+        sealed = [row_for(order, n) for (_, order), n in zip(valid, numbers, strict=True)]
         return sealed, rejected
+
+
+def _work_row(raw: RawRow) -> WorkRow:
+    if raw.error is not None:
+        return raw.row, raw.error
+    return raw.row, tuple(map(raw.fields.get, ORDER_FIELDS))
 
 
 _SEALER: Sealer | None = None
@@ -134,17 +166,20 @@ _SEALER: Sealer | None = None
 def _init_worker(keyring_path: str, prefix: str) -> None:
     global _SEALER
     _SEALER = Sealer(Path(keyring_path), prefix)
+    # Everything loaded so far lives as long as the worker: keep the cyclic collector
+    # from walking it again and again (the rows themselves create no cycles).
+    gc.freeze()
 
 
-def _seal_in_worker(rows: list[RawRow], first_counter: int) -> SealedChunk:
+def _seal_in_worker(rows: list[WorkRow], first_counter: int) -> SealedChunk:
     assert _SEALER is not None
-    return _SEALER.seal_rows(rows, first_counter)
+    return _SEALER.seal_work(rows, first_counter)
 
 
 # -- orchestration (parent process) ---------------------------------------------------
 @dataclass(slots=True)
 class _Work:
-    rows: list[RawRow]
+    rows: list[WorkRow]
     read: int  # rows read from the file for this chunk, duplicates included
     duplicates: int
     first_counter: int
@@ -161,34 +196,107 @@ def _chunks(rows: Iterable[RawRow], size: int) -> Iterator[list[RawRow]]:
         yield chunk
 
 
+class _Group:
+    """One connection whose write transaction spans several chunks.
+
+    Each commit writes every page the transaction dirtied to the WAL; the random keys
+    of the tracking-number and phone indexes dirty about one index page per row and
+    index, so committing every chunk of 2,000 rows wrote (and checkpointed) ~3 pages
+    per row once the indexes outgrew a chunk's reach. A transaction of many chunks
+    writes each dirty page once. Still all or nothing per transaction: a killed import
+    loses at most the open transaction, and a rerun skips what was committed.
+    """
+
+    def __init__(self, app: App, commit_rows: int, cache_kib: int) -> None:
+        self._store = app.store
+        self._commit_rows = commit_rows
+        self._cache_kib = cache_kib
+        self._conn: Connection | None = None
+        self._tx: Any = None
+        self._rows = 0
+
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._store.engine.connect().execution_options(immediate=True)
+            self._pragma(f"PRAGMA cache_size=-{int(self._cache_kib)}")
+        if self._tx is None:
+            self._tx = self._conn.begin()
+        return self._conn
+
+    def _pragma(self, pragma: str) -> None:
+        # Straight to the driver, outside any transaction (Core would begin one).
+        if self._cache_kib and self._conn is not None and self._conn.dialect.name == "sqlite":
+            driver = self._conn.connection.driver_connection
+            assert driver is not None
+            driver.execute(pragma)
+
+    def stored(self, rows: int) -> None:
+        self._rows += rows
+        if self._rows >= self._commit_rows:
+            self.commit()
+
+    def commit(self) -> None:
+        if self._tx is not None:
+            self._tx.commit()
+            self._tx = None
+        self._rows = 0
+
+    def close(self) -> None:
+        """Roll back what is not committed (an error is on its way) and give the
+        connection back with the engine's own page-cache size."""
+        if self._conn is None:
+            return
+        if self._tx is not None:
+            self._tx.rollback()
+            self._tx = None
+        self._pragma(SQLITE_CACHE_PRAGMA)
+        self._conn.close()
+        self._conn = None
+
+
 class _Importer:
-    def __init__(self, app: App, strict_conn: Connection | None, merchant: str) -> None:
+    def __init__(
+        self,
+        app: App,
+        strict_conn: Connection | None,
+        merchant: str,
+        group: _Group | None = None,
+    ) -> None:
         self.app = app
         self.strict_conn = strict_conn
         self.merchant = merchant
+        self.group = group
 
     def _tx(self) -> AbstractContextManager[Connection]:
         if self.strict_conn is not None:
             return nullcontext(self.strict_conn)
+        if self.group is not None:
+            return nullcontext(self.group.connection())
         return self.app.store.write()
 
     def prepare(self, chunk: list[RawRow]) -> _Work:
         """Drop orders already stored, then reserve one counter per remaining row."""
         store = self.app.store
+        merchant = self.merchant
+        keys: list[tuple[str, str] | None] = []
         for raw in chunk:
-            if raw.error is None and not raw.fields.get("merchant", "").strip():
-                raw.fields["merchant"] = self.merchant
-        keys = [order_key(r.fields) if r.error is None else None for r in chunk]
+            if raw.error is None:
+                fields = raw.fields
+                if not fields.get("merchant", "").strip():
+                    fields["merchant"] = merchant
+                keys.append(order_key(fields))
+            else:
+                keys.append(None)
         with self._tx() as conn:
             existing = store.existing_orders(conn, [k for k in keys if k is not None])
-            todo: list[RawRow] = []
+            todo: list[WorkRow] = []
             seen: set[tuple[str, str]] = set()
             for raw, key in zip(chunk, keys, strict=True):
-                if key is not None and (key in existing or key in seen):
-                    continue
                 if key is not None:
+                    if key in existing or key in seen:
+                        continue
                     seen.add(key)
-                todo.append(raw)
+                todo.append(_work_row(raw))
             counters = store.reserve_counters(conn, self.app.settings.tracking_prefix, len(todo))
         return _Work(todo, len(chunk), len(chunk) - len(todo), counters.start)
 
@@ -203,6 +311,8 @@ class _Importer:
             except KekNotActive:
                 sealed = self._rewrap_to_active(conn, sealed)
             stored = store.insert_rows(conn, sealed)
+        if self.group is not None:
+            self.group.stored(len(sealed))
         return stored, len(sealed) - stored
 
     def _rewrap_to_active(self, conn: Connection, rows: list[NewWaybillRow]) -> list[NewWaybillRow]:
@@ -230,7 +340,7 @@ def _sealed(
         sealer = Sealer(settings.keyring_path, settings.tracking_prefix)
         for chunk in chunks:
             work = importer.prepare(chunk)
-            yield work, sealer.seal_rows(work.rows, work.first_counter)
+            yield work, sealer.seal_work(work.rows, work.first_counter)
         return
     ctx = multiprocessing.get_context("fork")
     initargs = (str(settings.keyring_path), settings.tracking_prefix)
@@ -283,6 +393,7 @@ def import_file(
     errors_path: Path | None = None,
     workers: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    commit_rows: int = COMMIT_ROWS,
     merchant: str = DEFAULT_MERCHANT,
     progress: Progress | None = None,
     actor: Actor | None = None,
@@ -293,10 +404,11 @@ def import_file(
     imported = rejected = duplicates = rows = 0
     rows_iter = iter_rows(path)  # whole-file problems surface before anything is stored
     app.vault  # noqa: B018 - load the keyring before forking workers
+    group = None if strict else _Group(app, commit_rows, IMPORT_CACHE_KIB)
     try:
         with ExitStack() as stack:
             strict_conn = stack.enter_context(app.store.write()) if strict else None
-            importer = _Importer(app, strict_conn, merchant)
+            importer = _Importer(app, strict_conn, merchant, group)
             for work, (sealed, rejections) in _sealed(
                 app, importer, _chunks(rows_iter, chunk_rows), workers
             ):
@@ -313,7 +425,11 @@ def import_file(
             if strict and rejected:
                 # Raising inside the transaction's context rolls everything back.
                 raise StrictImportFailed(ImportReport(0, rejected, 0, rows, errors.path))
+            if group is not None:
+                group.commit()
     finally:
+        if group is not None:
+            group.close()
         errors.close()
     emit(
         app,

@@ -40,6 +40,8 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 
+from waybillguard.domain.fields import ORDER_FIELDS
+
 __all__ = [
     "FIELDS",
     "REQUIRED_CSV_FIELDS",
@@ -49,18 +51,7 @@ __all__ = [
     "iter_rows",
 ]
 
-FIELDS: Final = (
-    "order_ref",
-    "merchant",
-    "sender.name",
-    "sender.phone",
-    "sender.address",
-    "recipient.name",
-    "recipient.phone",
-    "recipient.address",
-    "parcel.weight_g",
-    "parcel.category",
-)
+FIELDS: Final = ORDER_FIELDS
 
 # Columns a CSV file must have; merchant and parcel details are optional.
 REQUIRED_CSV_FIELDS: Final = (

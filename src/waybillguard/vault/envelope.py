@@ -17,6 +17,7 @@ Shredding a waybill destroys its wrapped DEK; without it the ciphertexts are noi
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,7 +54,12 @@ def new_uid() -> bytes:
 
 
 def _field_ad(uid: bytes, field: str) -> bytes:
-    return _AD_PREFIX + uid + b"|" + field.encode("ascii")
+    return _AD_PREFIX + uid + _field_suffix(field)
+
+
+@functools.lru_cache(maxsize=64)  # a handful of field names, sealed millions of times
+def _field_suffix(field: str) -> bytes:
+    return b"|" + field.encode("ascii")
 
 
 def _wrap_context(uid: bytes) -> bytes:
@@ -62,13 +68,16 @@ def _wrap_context(uid: bytes) -> bytes:
 
 def seal_fields(provider: KeyProvider, uid: bytes, fields: Mapping[str, str]) -> SealedFields:
     randomness = os.urandom(DEK_BYTES + NONCE_BYTES * len(fields))
-    dek, nonces = randomness[:DEK_BYTES], randomness[DEK_BYTES:]
-    aead = AESGCM(dek)
+    dek = randomness[:DEK_BYTES]
+    encrypt = AESGCM(dek).encrypt
+    ad_head = _AD_PREFIX + uid
     ciphertexts: dict[str, bytes] = {}
-    for i, (field, value) in enumerate(fields.items()):
-        nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
-        ad = _field_ad(uid, field)
-        ciphertexts[field] = nonce + aead.encrypt(nonce, value.encode("utf-8"), ad)
+    at = DEK_BYTES
+    for field, value in fields.items():
+        nonce = randomness[at : at + NONCE_BYTES]
+        at += NONCE_BYTES
+        ad = ad_head + _field_suffix(field)
+        ciphertexts[field] = nonce + encrypt(nonce, value.encode("utf-8"), ad)
     kek_id = provider.active_kek_id()
     wrapped = provider.wrap(kek_id, dek, _wrap_context(uid))
     return SealedFields(uid, kek_id, wrapped, ciphertexts)

@@ -14,13 +14,13 @@ Composition (docs/tracking-numbers.md):
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
 from collections.abc import Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from waybillguard.domain.tracking import (
@@ -47,10 +47,9 @@ class TrackingAuthority:
 
     def __init__(self, secret: bytes) -> None:
         perm_key = _derive(secret, b"waybillguard/v1/tracking-permutation")
-        self._check = hmac.new(
-            _derive(secret, b"waybillguard/v1/tracking-check"), digestmod=hashlib.sha256
-        )
+        self._check = HMAC(_derive(secret, b"waybillguard/v1/tracking-check"), hashes.SHA256())
         self._ecb = Cipher(algorithms.AES(perm_key), modes.ECB())  # noqa: S305 - PRF blocks, not a message mode
+        self._rounds: dict[str, list[list[int]]] = {}
 
     def _round_values(self, prefix: bytes, rnd: int, halves: Sequence[int]) -> list[int]:
         encryptor = self._ecb.encryptor()
@@ -58,36 +57,54 @@ class TrackingAuthority:
         out = encryptor.update(blocks)
         return [v[0] for v in _ROUND_OUT.iter_unpack(out)]
 
+    def _round_tables(self, prefix: str) -> list[list[int]]:
+        """Round function outputs for every possible input half, reduced modulo the
+        half they are added to: table[rnd][h] = F(rnd, h) mod (10^3 or 10^4).
+
+        A half has only 10^4 (or 10^3) values, so the whole round function of one
+        prefix is 55,000 AES blocks, computed once (about a millisecond) instead of ten
+        blocks per issued number. Adding F mod m is the same as adding F, modulo m.
+        """
+        tables = self._rounds.get(prefix)
+        if tables is None:
+            pfx = prefix.encode("ascii")
+            tables = []
+            for rnd in range(ROUNDS):
+                if rnd % 2 == 0:  # right half in, left half (mod 10^3) changed
+                    f = self._round_values(pfx, rnd, range(_RIGHT))
+                    tables.append([x % _LEFT for x in f])
+                else:
+                    f = self._round_values(pfx, rnd, range(_LEFT))
+                    tables.append([x % _RIGHT for x in f])
+            self._rounds[prefix] = tables
+        return tables
+
     def permute(self, prefix: str, counters: Sequence[int]) -> list[int]:
-        pfx = prefix.encode("ascii")
-        left = [c // _RIGHT for c in counters]
-        right = [c % _RIGHT for c in counters]
-        for rnd in range(ROUNDS):
-            if rnd % 2 == 0:
-                f = self._round_values(pfx, rnd, right)
-                left = [(a + x) % _LEFT for a, x in zip(left, f, strict=True)]
-            else:
-                f = self._round_values(pfx, rnd, left)
-                right = [(b + x) % _RIGHT for b, x in zip(right, f, strict=True)]
-        return [a * _RIGHT + b for a, b in zip(left, right, strict=True)]
+        tables = self._round_tables(prefix)
+        out = []
+        for c in counters:
+            left, right = divmod(c, _RIGHT)
+            for rnd in range(0, ROUNDS, 2):
+                left = (left + tables[rnd][right]) % _LEFT
+                right = (right + tables[rnd + 1][left]) % _RIGHT
+            out.append(left * _RIGHT + right)
+        return out
 
     def unpermute(self, prefix: str, bodies: Sequence[int]) -> list[int]:
-        pfx = prefix.encode("ascii")
-        left = [c // _RIGHT for c in bodies]
-        right = [c % _RIGHT for c in bodies]
-        for rnd in reversed(range(ROUNDS)):
-            if rnd % 2 == 0:
-                f = self._round_values(pfx, rnd, right)
-                left = [(a - x) % _LEFT for a, x in zip(left, f, strict=True)]
-            else:
-                f = self._round_values(pfx, rnd, left)
-                right = [(b - x) % _RIGHT for b, x in zip(right, f, strict=True)]
-        return [a * _RIGHT + b for a, b in zip(left, right, strict=True)]
+        tables = self._round_tables(prefix)
+        out = []
+        for b in bodies:
+            left, right = divmod(b, _RIGHT)
+            for rnd in range(ROUNDS - 2, -1, -2):
+                right = (right - tables[rnd + 1][left]) % _RIGHT
+                left = (left - tables[rnd][right]) % _LEFT
+            out.append(left * _RIGHT + right)
+        return out
 
     def _check_digits(self, prefix: str, body: str) -> str:
         mac = self._check.copy()
         mac.update((prefix + body).encode("ascii"))
-        value = int.from_bytes(mac.digest()[:8], "big") % CHECK_SPACE
+        value = int.from_bytes(mac.finalize()[:8], "big") % CHECK_SPACE
         return f"{value:06d}"
 
     def issue(self, prefix: str, counters: Sequence[int]) -> list[str]:
