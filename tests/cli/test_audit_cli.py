@@ -154,6 +154,6 @@ def test_bench_audit_small(home: Path) -> None:
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["count"] == 3000
-    for key in ("append_per_s", "verify_per_s", "proof_ms", "proof_bytes"):
+    for key in ("append_per_s", "verify_per_s", "verify_limit_per_s", "proof_ms", "proof_bytes"):
         assert data[key] > 0
     assert data["proof_bytes"] == 32 * 12  # ceil(log2(3000)) hashes

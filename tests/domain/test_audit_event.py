@@ -241,6 +241,35 @@ def test_malformed_waybills_and_refs_are_refused() -> None:
     validate_event(dataclasses.replace(BASE, subject_refs=("ab" * 32,)))
 
 
+def test_whole_list_checks_refuse_what_the_item_checks_refuse() -> None:
+    """Lists are checked in one match when clean; nothing may slip through the join."""
+    good = "WG1234567890123"
+    for bad in [
+        f"{good},WG1234567890124",  # two numbers in one item
+        f"{good}\n",
+        "WG１２３４５６７８９０１２３",  # full-width digits
+        "",
+        5,
+    ]:
+        with pytest.raises(FieldError) as info:
+            validate_event(dataclasses.replace(BASE, waybills=(good, bad, good)))  # type: ignore[arg-type]
+        assert info.value.field == "waybills[1]"
+    for bad_ref in ["ab" * 16 + "," + "cd" * 16, "ab" * 16 + "\n", "", None]:
+        with pytest.raises(FieldError) as info:
+            validate_event(dataclasses.replace(BASE, subject_refs=("ab" * 32, bad_ref)))  # type: ignore[arg-type]
+        assert info.value.field == "subject_refs[1]"
+    with pytest.raises(FieldError) as info:
+        validate_event(dataclasses.replace(BASE, fields=("recipient.phone", ["x"])))  # type: ignore[arg-type]
+    assert info.value.field == "fields[1]"
+    many = dataclasses.replace(
+        BASE,
+        waybills=tuple(f"WG{n:013d}" for n in range(50)),
+        subject_refs=("ab" * 16, "cd" * 32, "ef" * 16),
+        fields=tuple(PII_FIELDS),
+    )
+    validate_event(many)
+
+
 @pytest.mark.parametrize(
     ("change", "attribute"),
     [

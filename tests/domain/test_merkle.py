@@ -25,6 +25,7 @@ from waybillguard.domain.merkle import (
     inclusion_proof,
     leaf_hash,
     leaf_hashes,
+    levels_above,
     node_hash,
     perfect_subtrees_completed,
     root_of,
@@ -371,6 +372,30 @@ def test_extend_with_nodes_reports_each_completed_node_once(batches: list[int]) 
         assert tree.root() == PREFIX_ROOTS[position]
     assert len(seen) == len(set(seen))
     assert set(seen) == ref_perfect_nodes(position)
+
+
+@given(st.lists(st.integers(0, 70), max_size=6), st.integers(1, 5))
+@settings(max_examples=40, deadline=None)
+def test_extend_with_nodes_from_a_minimum_level(batches: list[int], min_level: int) -> None:
+    tree = CompactTree()
+    seen: list[tuple[int, int, bytes]] = []
+    position = 0
+    for batch in batches:
+        seen.extend(tree.extend_with_nodes(LEAVES[position : position + batch], min_level))
+        position += batch
+        assert tree.root() == PREFIX_ROOTS[position]
+    expected = {node for node in ref_perfect_nodes(position) if node[0] >= min_level}
+    assert len(seen) == len(set(seen)) and set(seen) == expected
+
+
+def test_levels_above_are_the_perfect_subtrees() -> None:
+    levels = levels_above(LEAVES[:45], 4)
+    assert len(levels) == 5
+    for height, row in enumerate(levels):
+        width = 1 << height
+        assert len(row) == 45 // width
+        for index, digest in enumerate(row):
+            assert digest == ref_mth(LEAVES[index * width : (index + 1) * width])
 
 
 def test_subtree_root_any_range() -> None:

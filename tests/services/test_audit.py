@@ -152,8 +152,18 @@ def forge_state(app: App, size: int) -> None:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Verify in chunks of 8 leaves so chunk boundaries fall inside the test logs."""
+    """Verify in chunks of 8 leaves and store leaf tiles of 2 (tree nodes from level 1
+    up) so chunk and tile boundaries fall inside the test logs."""
     monkeypatch.setattr(audit, "CHUNK_LEVEL", 3)
+    monkeypatch.setattr(audit, "TILE_LEVEL", 1)
+
+
+def set_leaf_hash(app: App, position: int, digest: bytes) -> None:
+    """Overwrite the leaf hash stored for `position` in its tile (as an insider would)."""
+    tile, offset = position >> audit.TILE_LEVEL, position % (1 << audit.TILE_LEVEL)
+    hashes = bytearray(sql(app, "SELECT hashes FROM audit_leaves WHERE tile = :t", t=tile)[0][0])
+    hashes[32 * offset : 32 * offset + 32] = digest
+    sql(app, "UPDATE audit_leaves SET hashes = :h WHERE tile = :t", h=bytes(hashes), t=tile)
 
 
 def verify(app: App, external: Path | None = None) -> audit.VerifyReport:
@@ -229,7 +239,7 @@ def test_edit_with_recomputed_leaf_is_found(app: App, small_chunks: None) -> Non
     data = bytes(sql(app, "SELECT data FROM audit_events WHERE seq = 17")[0][0])
     forged = data.replace(b'"decision":"allow"', b'"decision":"deny"')
     sql(app, "UPDATE audit_events SET data = :d WHERE seq = 17", d=forged)
-    sql(app, "UPDATE audit_nodes SET hash = :h WHERE level = 0 AND idx = 17", h=sha(b"\0" + forged))
+    set_leaf_hash(app, 17, sha(b"\0" + forged))
     report = verify(app)
     # The stored pair node (16, 17) no longer matches: damage within [16, 18).
     assert (report.ok, report.first_bad_seq, report.problem) == (False, 16, "tree-damaged")
@@ -439,17 +449,79 @@ def test_consistency_between_exported_and_later_checkpoint(app: App, tmp_path: P
     assert by_size["consistent"]
 
 
+@pytest.mark.parametrize("tile_level", [1, 2, 3, 4, 6])
+def test_proofs_across_tile_and_node_levels(
+    app: App, monkeypatch: pytest.MonkeyPatch, tile_level: int
+) -> None:
+    """Proof paths mix hashes recomputed from a leaf tile (levels below the tile
+    level) with stored nodes; full and partial tiles, sealed in uneven batches."""
+    monkeypatch.setattr(audit, "TILE_LEVEL", tile_level)
+    build_log(app, 45, batch=6)
+    leaves = all_leaves(app)
+    for seq in range(45):
+        proof = audit.prove(app, seq)
+        path = [bytes.fromhex(p) for p in proof["proof"]]
+        assert root_from_path(leaves[seq], seq, 45, path) == mth(leaves)
+    for old_size in (1, 7, 8, 16, 33, 44):
+        result = audit.consistency(app, old_size, 45)
+        assert [bytes.fromhex(p) for p in result["proof"]] == subproof(old_size, leaves, True)
+        assert result["consistent"]
+    per_tile = 1 << tile_level
+    tiles = sql(app, "SELECT tile, hashes FROM audit_leaves ORDER BY tile")
+    assert [int(t) for t, _ in tiles] == list(range((45 + per_tile - 1) // per_tile))
+    assert b"".join(bytes(h) for _, h in tiles) == b"".join(leaves)
+    lowest = sql(app, "SELECT min(level) FROM audit_nodes")[0][0]
+    assert lowest == (tile_level if per_tile <= 45 else None)
+    assert verify(app).ok
+
+
+def test_migration_0005_moves_leaf_hashes_into_tiles(app: App) -> None:
+    """A log written with one node row per leaf (schema 0004) is converted in place
+    and still verifies and proves; the downgrade restores the old rows."""
+    from alembic import command
+
+    from waybillguard.adapters.db.schema import alembic_config
+
+    build_log(app, 150, batch=40)
+    before = sql(app, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+    leaves = all_leaves(app)
+    config = alembic_config(app.engine)
+    command.downgrade(config, "0004")
+    old = sql(app, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+    assert [(0, i, h) for i, h in enumerate(leaves)] == [
+        (int(lvl), int(i), bytes(h)) for lvl, i, h in old if lvl == 0
+    ]
+    assert sum(1 for r in old if r[0] == 1) == 75
+    command.upgrade(config, "head")
+    after = sql(app, "SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    assert verify(app).ok
+    proof = audit.prove(app, 129)
+    path = [bytes.fromhex(p) for p in proof["proof"]]
+    assert root_from_path(leaves[129], 129, 150, path) == mth(leaves)
+    sql(app, "UPDATE audit_events SET data = :d WHERE seq = 70", d=b"{}")
+    assert (verify(app).first_bad_seq, verify(app).problem) == (70, "edited")
+
+
 def rebuild_tree(app: App) -> None:
     """The insider recomputes every stored node from the (edited) events."""
     leaves = all_leaves(app)
     tree = merkle.CompactTree()
-    nodes = [(0, i, h) for i, h in enumerate(leaves)] + tree.extend_with_nodes(leaves)
+    nodes = tree.extend_with_nodes(leaves, min_level=audit.TILE_LEVEL)
+    per_tile = 1 << audit.TILE_LEVEL
+    tiles = [
+        {"t": n // per_tile, "h": b"".join(leaves[n : n + per_tile])}
+        for n in range(0, len(leaves), per_tile)
+    ]
     with app.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_nodes"))
-        conn.execute(
-            text("INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
-            [{"l": lvl, "i": i, "h": h} for lvl, i, h in nodes],
-        )
+        conn.execute(text("DELETE FROM audit_leaves"))
+        conn.execute(text("INSERT INTO audit_leaves (tile, hashes) VALUES (:t, :h)"), tiles)
+        if nodes:
+            conn.execute(
+                text("INSERT INTO audit_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
+                [{"l": lvl, "i": i, "h": h} for lvl, i, h in nodes],
+            )
     forge_state(app, len(leaves))
 
 
@@ -542,7 +614,7 @@ def test_no_pii_in_audit_tables_or_export(app: App, tmp_path: Path) -> None:
             else "SELECT tablename FROM pg_tables WHERE tablename LIKE 'audit_%'",
         )
     ]
-    assert len(tables) == 7
+    assert len(tables) == 8  # every audit_* table, audit_leaves included
     dumped = []
     for table in tables:
         for row in sql(app, f"SELECT * FROM {table}"):

@@ -82,6 +82,12 @@ _MOBILE = re.compile(r"1[3-9]\d(?:[ \-]?\d){8}")
 _DIGIT_RUN = re.compile(r"\d{7,}")
 _SUSPECT = re.compile(r"\d{7}|1[3-9]\d(?:[ \-]?\d){8}")  # either of the two above
 _PII_FIELD_SET: Final = frozenset(PII_FIELDS)
+# Whole lists in one match for the common, clean event (items joined by ","; the
+# caller also checks the comma count, so no item can hide a comma). Same rules as the
+# per-item checks below: a canonical tracking number (what parse_tracking_number
+# accepts and prints back unchanged), a lowercase hex blind index.
+_WAYBILL_LIST = re.compile(r"[A-Z]{2}[0-9]{13}(?:,[A-Z]{2}[0-9]{13})*")
+_REF_LIST = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})(?:,(?:[0-9a-f]{32}|[0-9a-f]{64}))*")
 
 _KEYS: Final = frozenset(
     {
@@ -150,21 +156,24 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def _as_dict(event: AuditEvent) -> dict[str, Any]:
+    # Keys in sorted order, so orjson needs no sorting pass except inside `detail`
+    # (whose values are text or integers: one level deep).
+    detail = event.detail
     return {
-        "v": FORMAT_VERSION,
         "action": event.action,
         "actor": event.actor,
-        "role": event.role,
-        "unit": event.unit,
-        "decision": event.decision,
-        "rule": event.rule,
-        "purpose": event.purpose,
-        "waybills": list(event.waybills),
-        "fields": list(event.fields),
-        "subject_refs": list(event.subject_refs),
-        "client": event.client,
         "at": event.at,
-        "detail": dict(event.detail),
+        "client": event.client,
+        "decision": event.decision,
+        "detail": dict(sorted(detail.items())) if len(detail) > 1 else dict(detail),
+        "fields": event.fields,
+        "purpose": event.purpose,
+        "role": event.role,
+        "rule": event.rule,
+        "subject_refs": event.subject_refs,
+        "unit": event.unit,
+        "v": FORMAT_VERSION,
+        "waybills": event.waybills,
     }
 
 
@@ -177,7 +186,7 @@ def encode_event(event: AuditEvent, *, validate: bool = True) -> bytes:
     if validate:
         validate_event(event)
     try:
-        return orjson.dumps(_as_dict(event), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(_as_dict(event))
     except TypeError as error:  # orjson.JSONEncodeError: non-str keys, surrogates, big ints
         raise ValueError("event cannot be encoded canonically") from error
 
@@ -278,6 +287,24 @@ def _check_list(name: str, value: object, limit: int) -> Sequence[object]:
     return value
 
 
+def _all_match(pattern: re.Pattern[str], items: Sequence[object]) -> bool:
+    """Every item is text matching `pattern`'s item rule (one match for the list)."""
+    try:
+        joined = ",".join(items)  # type: ignore[arg-type]  # TypeError: not all text
+    except TypeError:
+        return False
+    return joined.count(",") == len(items) - 1 and pattern.fullmatch(joined) is not None
+
+
+def _known_fields(names: Sequence[object]) -> bool:
+    """Every name is a known personal field, none repeated."""
+    try:
+        unique = set(names)
+    except TypeError:  # an unhashable item: not a field name
+        return False
+    return len(unique) == len(names) and unique <= _PII_FIELD_SET
+
+
 def validate_event(event: AuditEvent) -> None:
     """Raise ``FieldError`` (a ValueError) if ``event`` is malformed or could carry PII.
 
@@ -315,21 +342,26 @@ def validate_event(event: AuditEvent) -> None:
         _check_text("purpose", purpose, MAX_LONG_TEXT)
         _check_text("client", client, MAX_TEXT)
 
-    for position, number in enumerate(_check_list("waybills", event.waybills, MAX_WAYBILLS)):
-        parsed = parse_tracking_number(number) if isinstance(number, str) else None
-        if parsed is None or str(parsed) != number:
-            raise FieldError(f"waybills[{position}]", "is not a tracking number")
-    seen: set[object] = set()
-    for position, name in enumerate(_check_list("fields", event.fields, len(PII_FIELDS))):
-        if name not in _PII_FIELD_SET:
-            raise FieldError(f"fields[{position}]", "is not a known personal field name")
-        if name in seen:
-            raise FieldError(f"fields[{position}]", "is repeated")
-        seen.add(name)
+    waybills = _check_list("waybills", event.waybills, MAX_WAYBILLS)
+    if waybills and not _all_match(_WAYBILL_LIST, waybills):
+        for position, number in enumerate(waybills):
+            parsed = parse_tracking_number(number) if isinstance(number, str) else None
+            if parsed is None or str(parsed) != number:
+                raise FieldError(f"waybills[{position}]", "is not a tracking number")
+    fields = _check_list("fields", event.fields, len(PII_FIELDS))
+    if not _known_fields(fields):
+        seen: set[object] = set()
+        for position, name in enumerate(fields):
+            if not isinstance(name, str) or name not in _PII_FIELD_SET:
+                raise FieldError(f"fields[{position}]", "is not a known personal field name")
+            if name in seen:
+                raise FieldError(f"fields[{position}]", "is repeated")
+            seen.add(name)
     refs = _check_list("subject_refs", event.subject_refs, MAX_SUBJECT_REFS)
-    for position, ref in enumerate(refs):
-        if not isinstance(ref, str) or not _HEX_REF.fullmatch(ref):
-            raise FieldError(f"subject_refs[{position}]", "is not a lowercase hex blind index")
+    if refs and not _all_match(_REF_LIST, refs):
+        for position, ref in enumerate(refs):
+            if not isinstance(ref, str) or not _HEX_REF.fullmatch(ref):
+                raise FieldError(f"subject_refs[{position}]", "is not a lowercase hex blind index")
 
     if not isinstance(event.at, str):
         raise FieldError("at", "must be text")
@@ -341,7 +373,7 @@ def validate_event(event: AuditEvent) -> None:
         except ValueError:
             raise FieldError("at", "is not a real date and time") from None
 
-    if not isinstance(event.detail, Mapping):
+    if type(event.detail) is not MappingProxyType and not isinstance(event.detail, Mapping):
         raise FieldError("detail", "must be a mapping")
     if len(event.detail) > MAX_DETAIL:
         raise FieldError("detail", f"has more than {MAX_DETAIL} entries")

@@ -40,6 +40,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "leaf_hashes",
+    "levels_above",
     "node_hash",
     "perfect_subtrees_completed",
     "root_of",
@@ -81,6 +82,16 @@ def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
         h.update(data)
         append(h.digest())
     return out
+
+
+def levels_above(leaves: Sequence[bytes], height: int) -> list[list[bytes]]:
+    """The perfect subtrees of heights 0 .. ``height`` over ``leaves`` (leaf hashes,
+    the first of them at a multiple of ``2**height``): ``result[h][i]`` is subtree ``i``
+    of height ``h`` counted from the first leaf. Incomplete subtrees are left out."""
+    levels = [list(leaves)]
+    for _ in range(height):
+        levels.append(_hash_pairs(iter(levels[-1])))
+    return levels
 
 
 def _hash_pairs(nodes: Iterator[bytes]) -> list[bytes]:
@@ -148,19 +159,21 @@ class CompactTree:
         """Append many leaf hashes; level by level, about one SHA-256 per leaf."""
         self._extend(leaves, None)
 
-    def extend_with_nodes(self, leaves: Iterable[bytes]) -> list[Node]:
+    def extend_with_nodes(self, leaves: Iterable[bytes], min_level: int = 1) -> list[Node]:
         """Append many leaf hashes and return the perfect subtrees they completed.
 
-        The result lists ``(level, index, hash)`` for every perfect subtree of level >= 1
-        that is complete after the batch but was not before, ordered by level, then index.
-        Together with the leaves (level 0) these are every node a :class:`NodeSource`
-        will be asked for.
+        The result lists ``(level, index, hash)`` for every perfect subtree of level >=
+        ``min_level`` (at least 1) that is complete after the batch but was not before,
+        ordered by level, then index. Together with the leaves (level 0) these are every
+        node a :class:`NodeSource` will be asked for; a store that keeps only the upper
+        levels recomputes the lower ones from the leaves.
         """
         runs: list[tuple[int, int, list[bytes]]] = []
         self._extend(leaves, runs)
         completed: list[Node] = []
         for level, first, hashes in runs:
-            completed.extend(zip(repeat(level), count(first), hashes, strict=False))
+            if level >= min_level:
+                completed.extend(zip(repeat(level), count(first), hashes, strict=False))
         return completed
 
     def _extend(

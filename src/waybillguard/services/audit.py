@@ -6,9 +6,10 @@ Trillian/Tessera style (see docs/audit.md):
   short transaction of their own; its commit is the durable acknowledgement and the
   returned event id is what a reveal grant cites. Writers never wait for sealing.
 * **The sequencer** (`seal`) takes the oldest pending events in batches, gives them
-  consecutive positions (`seq`, the 0-based leaf index), stores the leaf hashes and
-  every perfect subtree they complete in `audit_nodes`, and advances `audit_state`
-  (size + compact-tree frontier + root) — one transaction per batch, exclusive.
+  consecutive positions (`seq`, the 0-based leaf index), stores their leaf hashes by
+  position in tiles (`audit_leaves`) and the perfect subtrees of level >= TILE_LEVEL
+  they complete in `audit_nodes`, and advances `audit_state` (size + compact-tree
+  frontier + root) — one transaction per batch, exclusive.
 * **Checkpoints** sign (origin, tree size, root, time) with the vault's Ed25519 key.
 * **verify** recomputes everything from the event bytes and names the first bad
   position; **prove** / **consistency** produce RFC 6962 proofs that verify offline.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Connection
 
+from waybillguard.adapters.db import audit_tables
 from waybillguard.adapters.db.audit_store import (
     AuditStore,
     CheckpointRow,
@@ -43,6 +45,10 @@ from waybillguard.vault import checkpoint_body, verify_signature
 
 SEAL_BATCH = 10_000
 CHUNK_LEVEL = 16  # verify works in aligned chunks of 2**16 leaves (one per worker task)
+# Leaf hashes are stored in tiles of 2**TILE_LEVEL, tree nodes from that level up; the
+# levels below are recomputed from one tile (2**TILE_LEVEL - 1 hashes) when a proof
+# needs them. CHUNK_LEVEL must not be smaller.
+TILE_LEVEL = audit_tables.TILE_LEVEL
 CHECKPOINT_FORMAT = "waybillguard-checkpoint/v1"
 PROOF_FORMAT = "waybillguard-inclusion-proof/v1"
 REVEAL_ACTIONS = ("reveal",)
@@ -103,9 +109,15 @@ def _pending(event: AuditEvent, now: str) -> PendingEvent:
     FieldError, a ValueError naming the attribute, on a PII-looking value)."""
     if not event.at:
         event = replace(event, at=now)
+    data = encode_event(event)
+    at = event.at
+    # Validated RFC 3339 UTC ("...Z", 0-9 decimals): with exactly six decimals (27
+    # characters, what format_timestamp writes) it already is the stored sortable form.
+    if len(at) != 27:
+        at = parse_time(at)
     return PendingEvent(
-        data=encode_event(event),
-        at=parse_time(event.at),  # one sortable form (validation allows 0-9 decimals)
+        data=data,
+        at=at,
         action=event.action,
         actor=event.actor,
         role=event.role,
@@ -140,16 +152,34 @@ def record_in(app: App, conn: Connection, events: Sequence[AuditEvent]) -> list[
 
 
 # -- sequencing ------------------------------------------------------------------------
+def _partial_tile(store: AuditStore, conn: Connection, size: int) -> bytes:
+    """The leaf hashes already stored in the tile the next leaf goes to."""
+    held = size % (1 << TILE_LEVEL)
+    if not held:
+        return b""
+    tile = size >> TILE_LEVEL
+    hashes = store.leaf_tiles(conn, [tile]).get(tile, b"")
+    if len(hashes) < held * merkle.HASH_SIZE:
+        raise AuditError(f"leaf tile {tile} is damaged; run `audit verify`")
+    return hashes[: held * merkle.HASH_SIZE]
+
+
 def _extend(
-    size: int, frontier: str, rows: Sequence[tuple[int, bytes]], now: str
-) -> tuple[list[tuple[int, int, bytes]], TreeState]:
-    """Leaf hashes and completed subtrees (level, idx, hash) of `rows` appended to the
-    tree (size, frontier), and the state after them."""
+    size: int, frontier: str, partial: bytes, rows: Sequence[tuple[int, bytes]], now: str
+) -> tuple[list[tuple[int, int, bytes]], list[tuple[int, bytes]], TreeState]:
+    """Completed subtrees (level >= TILE_LEVEL, idx, hash) and the leaf tiles written
+    (tile, hashes) when `rows` are appended to the tree (size, frontier) whose last,
+    partial tile holds `partial`; and the state after them."""
     tree = merkle.CompactTree.from_frontier(size, _frontier(frontier))
     leaves = merkle.leaf_hashes(data for _, data in rows)
-    nodes: list[tuple[int, int, bytes]] = [(0, size + n, digest) for n, digest in enumerate(leaves)]
-    nodes += tree.extend_with_nodes(leaves)
-    return nodes, TreeState(tree.size, _frontier_json(tree), tree.root(), now)
+    nodes = tree.extend_with_nodes(leaves, min_level=TILE_LEVEL)
+    span = merkle.HASH_SIZE << TILE_LEVEL
+    hashes = partial + b"".join(leaves)
+    first = size >> TILE_LEVEL
+    tiles = [
+        (first + n, hashes[at : at + span]) for n, at in enumerate(range(0, len(hashes), span))
+    ]
+    return nodes, tiles, TreeState(tree.size, _frontier_json(tree), tree.root(), now)
 
 
 def _seal_batch(app: App, batch: int) -> int:
@@ -163,18 +193,20 @@ def _seal_batch(app: App, batch: int) -> int:
     with store.read() as conn:
         seen = store.state(conn)
         rows = store.pending_batch(conn, batch)
+        size, frontier = (seen.tree_size, seen.frontier) if seen else (0, "[]")
+        partial = _partial_tile(store, conn, size) if rows else b""
     if not rows:
         return 0
-    size, frontier = (seen.tree_size, seen.frontier) if seen else (0, "[]")
-    nodes, after = _extend(size, frontier, rows, now)
+    nodes, tiles, after = _extend(size, frontier, partial, rows, now)
     with store.write() as conn:
         state = store.lock_state(conn, merkle.EMPTY_ROOT, now)
         if (state.tree_size, state.frontier) != (size, frontier):
             rows = store.pending_batch(conn, batch)
             if not rows:
                 return 0
-            nodes, after = _extend(state.tree_size, state.frontier, rows, now)
-        store.sequence(conn, state.tree_size, rows, nodes, after)
+            partial = _partial_tile(store, conn, state.tree_size)
+            nodes, tiles, after = _extend(state.tree_size, state.frontier, partial, rows, now)
+        store.sequence(conn, state.tree_size, rows, nodes, tiles, after)
     return len(rows)
 
 
@@ -279,6 +311,47 @@ class _Recorder:
         return bytes(merkle.HASH_SIZE)
 
 
+class _TreeSource:
+    """A NodeSource over stored nodes (level >= TILE_LEVEL) and leaf tiles, from which
+    the levels below TILE_LEVEL are recomputed (once per tile)."""
+
+    def __init__(self, nodes: dict[tuple[int, int], bytes], tiles: dict[int, bytes]) -> None:
+        self.nodes = nodes
+        self.tiles = tiles
+        self.levels: dict[int, list[list[bytes]]] = {}
+
+    def subtree(self, level: int, index: int) -> bytes:
+        if level >= TILE_LEVEL:
+            found = self.nodes.get((level, index))
+            if found is None:
+                raise AuditError(f"tree node ({level}, {index}) is missing")
+            return found
+        tile = (index << level) >> TILE_LEVEL
+        levels = self.levels.get(tile)
+        if levels is None:
+            hashes = self.tiles.get(tile, b"")
+            size = merkle.HASH_SIZE
+            leaves = [hashes[at : at + size] for at in range(0, len(hashes), size)]
+            levels = self.levels[tile] = merkle.levels_above(leaves, TILE_LEVEL - 1)
+        row = levels[level]
+        offset = index - ((tile << TILE_LEVEL) >> level)
+        if offset >= len(row):
+            raise AuditError(f"tree node ({level}, {index}) is missing")
+        return row[offset]
+
+
+def _tree_source(
+    store: AuditStore, conn: Connection, keys: Iterable[tuple[int, int]]
+) -> _TreeSource:
+    """The stored nodes and leaf tiles that the subtrees `keys` are read from."""
+    wanted = list(keys)
+    nodes = store.nodes(conn, [key for key in wanted if key[0] >= TILE_LEVEL])
+    tiles = store.leaf_tiles(
+        conn, {(idx << level) >> TILE_LEVEL for level, idx in wanted if level < TILE_LEVEL}
+    )
+    return _TreeSource(nodes, tiles)
+
+
 class _DictSource:
     """A NodeSource over known nodes; a missing node above `computable_above` is
     computed from its children (and remembered)."""
@@ -307,8 +380,8 @@ def _with_stored_nodes(app: App, build: Callable[[merkle.NodeSource], list[bytes
     build(recorder)
     store = _store(app)
     with store.read() as conn:
-        nodes = store.nodes(conn, recorder.keys)
-    return build(_DictSource(nodes, computable_above=1 << 30))
+        source = _tree_source(store, conn, recorder.keys)
+    return build(source)
 
 
 # -- proofs ----------------------------------------------------------------------------
@@ -339,10 +412,10 @@ def _prove_from_store(app: App, seq: int) -> dict[str, Any] | None:
             raise AuditError(f"position {seq} is missing from the log; run `audit verify`")
         recorder = _Recorder()
         merkle.inclusion_proof(recorder, seq, cp.tree_size)
-        nodes = store.nodes(conn, recorder.keys)
+        source = _tree_source(store, conn, recorder.keys)
     event_id, data = found
     leaf = merkle.leaf_hash(data)
-    path = merkle.inclusion_proof(_DictSource(nodes, computable_above=1 << 30), seq, cp.tree_size)
+    path = merkle.inclusion_proof(source, seq, cp.tree_size)
     if not merkle.verify_inclusion(leaf, seq, cp.tree_size, path, cp.root_hash):
         raise AuditError(f"position {seq} does not match the checkpoint; run `audit verify`")
     return {
@@ -493,19 +566,63 @@ def _first_difference(expected: Sequence[Any], actual: Sequence[Any]) -> int:
     return min(len(expected), len(actual))
 
 
-def _check_chunk(store: AuditStore, start: int, end: int, sizes: Sequence[int]) -> _ChunkResult:
-    """Recompute leaves [start, end) (start aligned to 2**CHUNK_LEVEL) and every perfect
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The tree layout a verify worker needs (module constants, passed explicitly so a
+    worker process sees the caller's values)."""
+
+    chunk_level: int
+    tile_level: int
+
+
+def _shape() -> _Shape:
+    if CHUNK_LEVEL < TILE_LEVEL:
+        raise ValueError("CHUNK_LEVEL must not be smaller than TILE_LEVEL")
+    return _Shape(CHUNK_LEVEL, TILE_LEVEL)
+
+
+def _check_tiles(
+    start: int, leaves: bytes, tiles: Sequence[tuple[int, bytes]], tile_level: int
+) -> tuple[int, str, str] | None:
+    """Compare recomputed leaf hashes (concatenated, from leaf `start`, tile-aligned)
+    with the stored tiles: None, or the first position that differs."""
+    span = merkle.HASH_SIZE << tile_level
+    size = merkle.HASH_SIZE
+    stored = dict(tiles)
+    first_tile = start >> tile_level
+    for n, at in enumerate(range(0, len(leaves), span)):
+        mine = leaves[at : at + span]
+        theirs = stored.get(first_tile + n, b"")[: len(mine)]
+        if theirs == mine:
+            continue
+        position = start + at // size
+        if len(theirs) < len(mine) and mine.startswith(theirs):
+            missing = position + len(theirs) // size
+            return (missing, "node-missing", "leaf hash missing from audit_leaves")
+        offset = next(
+            n for n in range(0, len(mine), size) if mine[n : n + size] != theirs[n : n + size]
+        )
+        return (position + offset // size, "leaf", "event bytes do not match the leaf hash")
+    return None
+
+
+def _check_chunk(
+    store: AuditStore, start: int, end: int, sizes: Sequence[int], shape: _Shape
+) -> _ChunkResult:
+    """Recompute leaves [start, end) (start aligned to 2**chunk_level) and every perfect
     subtree inside, compare with what is stored, and return the computed nodes the
     caller needs: the chunk root when complete, and the frontier of [start, s) for
     each size s of interest."""
+    chunk_level, tile_level = shape.chunk_level, shape.tile_level
     result = _ChunkResult(start, end)
     count = end - start
+    per_tile = 1 << tile_level
     with store.read() as conn:
         rows = store.events_in_range(conn, start, end)
-        stored_leaves = store.nodes_in_range(conn, 0, start, end)
+        tiles = store.tiles_in_range(conn, start >> tile_level, (end + per_tile - 1) >> tile_level)
         stored_levels = {
             level: store.nodes_in_range(conn, level, start >> level, end >> level)
-            for level in range(1, CHUNK_LEVEL + 1)
+            for level in range(tile_level, chunk_level + 1)
             if count >> level
         }
     seqs = [seq for seq, _ in rows]
@@ -513,20 +630,14 @@ def _check_chunk(store: AuditStore, start: int, end: int, sizes: Sequence[int]) 
         at = _first_difference(range(start, end), seqs)
         result.problem = (start + at, "missing", "no event stored at this position")
         return result
-    leaves = merkle.leaf_hashes(data for _, data in rows)
-    stored = [digest for _, digest in stored_leaves]
-    if stored != leaves:
-        at = _first_difference(leaves, stored)
-        if at >= len(stored) or stored_leaves[at][0] != start + at:
-            result.problem = (start + at, "node-missing", "leaf hash missing from audit_nodes")
-        else:
-            result.problem = (start + at, "leaf", "event bytes do not match the leaf hash")
+    leaves = merkle.leaf_hashes([data for _, data in rows])
+    problem = _check_tiles(start, b"".join(leaves), tiles, tile_level)
+    if problem is not None:
+        result.problem = problem
         return result
-    computed: dict[int, list[bytes]] = {0: leaves}
-    for level, _idx, digest in merkle.CompactTree().extend_with_nodes(leaves):
-        computed.setdefault(level, []).append(digest)
+    computed = merkle.levels_above(leaves, chunk_level)
     for level, stored_nodes in stored_levels.items():
-        mine = computed.get(level, [])
+        mine = computed[level]
         first_idx = start >> level
         indices = [i for i, _ in stored_nodes]
         theirs = [digest for _, digest in stored_nodes]
@@ -541,8 +652,8 @@ def _check_chunk(store: AuditStore, start: int, end: int, sizes: Sequence[int]) 
                 f"stored tree node at level {level} does not match the events below it",
             )
             return result
-    if count == 1 << CHUNK_LEVEL:
-        result.nodes[(CHUNK_LEVEL, start >> CHUNK_LEVEL)] = computed[CHUNK_LEVEL][0]
+    if count == 1 << chunk_level:
+        result.nodes[(chunk_level, start >> chunk_level)] = computed[chunk_level][0]
     for size in sizes:
         if not start < size <= end:
             continue
@@ -557,22 +668,25 @@ def _check_chunk(store: AuditStore, start: int, end: int, sizes: Sequence[int]) 
     return result
 
 
-def _check_chunk_in_worker(url: str, start: int, end: int, sizes: Sequence[int]) -> _ChunkResult:
+def _check_chunk_in_worker(
+    url: str, start: int, end: int, sizes: Sequence[int], shape: _Shape
+) -> _ChunkResult:
     engine = make_engine(url)
     try:
-        return _check_chunk(AuditStore(engine), start, end, sizes)
+        return _check_chunk(AuditStore(engine), start, end, sizes, shape)
     finally:
         engine.dispose()
 
 
 def _run_chunks(app: App, size: int, sizes: Sequence[int], workers: int) -> list[_ChunkResult]:
-    step = 1 << CHUNK_LEVEL
+    shape = _shape()
+    step = 1 << shape.chunk_level
     spans = [(start, min(start + step, size)) for start in range(0, size, step)]
     if workers <= 1 or len(spans) <= 1:
-        return [_check_chunk(_store(app), s, e, sizes) for s, e in spans]
+        return [_check_chunk(_store(app), s, e, sizes, shape) for s, e in spans]
     url = app.engine.url.render_as_string(hide_password=False)
     with ProcessPoolExecutor(max_workers=min(workers, len(spans))) as pool:
-        futures = [pool.submit(_check_chunk_in_worker, url, s, e, sizes) for s, e in spans]
+        futures = [pool.submit(_check_chunk_in_worker, url, s, e, sizes, shape) for s, e in spans]
         return [f.result() for f in futures]
 
 
@@ -581,10 +695,14 @@ def _classify(app: App, position: int, size: int) -> _Problem:
     store = _store(app)
     with store.read() as conn:
         here = store.event_at(conn, position)
-        expected = store.nodes(conn, [(0, position)]).get((0, position))
-        assert here is not None and expected is not None
+        tile = position >> TILE_LEVEL
+        at = (position - (tile << TILE_LEVEL)) * merkle.HASH_SIZE
+        expected = store.leaf_tiles(conn, [tile]).get(tile, b"")[at : at + merkle.HASH_SIZE]
+        assert here is not None and expected
         actual = merkle.leaf_hash(here[1])
-        elsewhere = [q for q in store.leaf_positions(conn, actual, 0, size) if q != position]
+        elsewhere = [
+            q for q in store.leaf_positions(conn, actual, 0, size, TILE_LEVEL) if q != position
+        ]
         following = store.event_at(conn, position + 1) if position + 1 < size else None
         later = [q for q in elsewhere if q > position]
         swapped_with = None
@@ -895,6 +1013,12 @@ def status(app: App) -> dict[str, Any]:
 
 
 # -- export ----------------------------------------------------------------------------
+def events(app: App, from_seq: int = 0) -> Iterator[tuple[int, int, bytes]]:
+    """(seq, event_id, hashed bytes) of the sealed events from `from_seq` on, in order,
+    read in chunks (no long snapshot)."""
+    return _store(app).stream_events(from_seq)
+
+
 def export_jsonl(app: App, out: IO[bytes], from_seq: int = 0) -> int:
     """Write sealed events from position `from_seq` on as JSON Lines
     (`{"seq", "event_id", "leaf_hash", "event"}`; `event` is the hashed bytes verbatim).

@@ -7,6 +7,11 @@
   sequencer has caught up with everything.
 * `verify_per_s`: `verify` of the whole log (every leaf and stored node recomputed,
   roots compared with the checkpoints), events per second.
+* `verify_limit_per_s`: what this CPU can hash at all, measured in the same run: bare
+  SHA-256 of the same event bytes (leaf hashes and every tree level above them, in
+  verify's chunks) on as many processes as verify uses, nothing read or compared. The
+  gap to `verify_per_s` is what reading and checking cost; the limit itself is the
+  ceiling for any verifier in Python on these cores.
 * `proof_ms` / `proof_bytes`: one inclusion proof through `prove` (store reads, path
   built and checked against the signed checkpoint), median over random events; bytes
   are the proof's hashes (32 × ⌈log2 n⌉), `proof_json_bytes` the whole document.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import platform
+import queue
 import random
 import sqlite3
 import statistics
@@ -31,15 +37,17 @@ from typing import Any
 import orjson
 
 from waybillguard.config import DATABASE_FILE, Settings
+from waybillguard.domain import merkle
 from waybillguard.domain.audit_event import AuditEvent, format_timestamp
 from waybillguard.domain.fields import PII_FIELDS
 from waybillguard.services import audit
-from waybillguard.services.app import initialise, open_app
+from waybillguard.services.app import App, initialise, open_app
 
 Log = Callable[[str], None]
 WRITERS = 2
 BATCH = 1000
 PROOF_SAMPLES = 200
+LIMIT_SAMPLE = 1 << 19  # events hashed for verify_limit_per_s (about 150 MB held)
 
 _ACTIONS = ("reveal", "search", "waybill.show", "waybill.list", "export.request", "login")
 _ROLES = ("cs_agent", "courier", "station_manager", "auditor")
@@ -68,10 +76,17 @@ def synthetic_event(n: int) -> AuditEvent:
 
 
 def _writer(
-    settings: Settings, first: int, count: int, batch: int, go: EventType, done: Any
+    settings: Settings,
+    first: int,
+    count: int,
+    batch: int,
+    go: EventType,
+    ready: Any,
+    done: Any,
 ) -> None:
     events = [synthetic_event(first + n) for n in range(count)]
     with open_app(settings) as app:
+        ready.put(first)
         go.wait()
         for start in range(0, count, batch):
             audit.record_many(app, events[start : start + batch])
@@ -83,16 +98,27 @@ def _append_phase(
 ) -> tuple[float, float]:
     context = multiprocessing.get_context("fork")
     go = context.Event()
+    ready = context.Queue()
     done = context.Queue()
     share = [count // writers + (1 if n < count % writers else 0) for n in range(writers)]
     firsts = [sum(share[:n]) for n in range(writers)]
     procs = [
-        context.Process(target=_writer, args=(settings, firsts[n], share[n], batch, go, done))
+        context.Process(
+            target=_writer, args=(settings, firsts[n], share[n], batch, go, ready, done)
+        )
         for n in range(writers)
     ]
     for p in procs:
         p.start()
-    time.sleep(0.5)  # let writers build their events before the clock starts
+    log(f"building {count:,} synthetic events in {writers} writer process(es) …")
+    waiting = len(procs)
+    while waiting:  # the clock starts once every writer holds its events
+        try:
+            ready.get(timeout=1)
+            waiting -= 1
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("an audit bench writer failed") from None
     log(f"appending {count:,} events from {writers} writer process(es), sealing meanwhile …")
     with open_app(settings) as app:
         started = time.monotonic()
@@ -112,6 +138,38 @@ def _append_phase(
     return max(finished) - started, sealed_at - started
 
 
+def _hash_share(data: list[bytes], spans: list[tuple[int, int]], go: EventType, done: Any) -> None:
+    go.wait()
+    for start, end in spans:
+        merkle.levels_above(merkle.leaf_hashes(data[start:end]), audit.CHUNK_LEVEL)
+    done.put(time.monotonic())
+
+
+def _hash_limit(app: App, count: int, workers: int) -> float:
+    """Events per second that `workers` processes hash (leaf + tree levels), bare: the
+    same bytes and chunks as verify, held in memory, nothing read or compared."""
+    sample = min(count, LIMIT_SAMPLE)
+    data = [data for _, (_seq, _id, data) in zip(range(sample), audit.events(app), strict=False)]
+    chunk = 1 << audit.CHUNK_LEVEL
+    spans = [(start, min(start + chunk, sample)) for start in range(0, sample, chunk)]
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    done = context.Queue()
+    procs = [
+        context.Process(target=_hash_share, args=(data, spans[n::workers], go, done))
+        for n in range(min(workers, len(spans)))
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)  # forked and waiting before the clock starts
+    started = time.monotonic()
+    go.set()
+    finished: list[float] = [done.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return sample / (max(finished) - started)
+
+
 def run(
     count: int = 1_000_000,
     *,
@@ -120,6 +178,7 @@ def run(
     database_url: str | None = None,
     log: Log = print,
 ) -> dict[str, Any]:
+    verify_workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="wg-audit-bench-") as tmp_name:
         home = Path(tmp_name) / "home"
         settings = Settings(
@@ -132,9 +191,10 @@ def run(
         with open_app(settings) as app:
             first_cp = audit.checkpoint(app)
             log("verifying …")
-            report = audit.verify(app)
+            report = audit.verify(app, workers=verify_workers)
             if not report.ok:
                 raise RuntimeError(f"bench log failed verification: {report.detail}")
+            verify_limit = _hash_limit(app, count, verify_workers)
             log("proofs …")
             rng = random.Random(7)
             timings: list[float] = []
@@ -163,6 +223,11 @@ def run(
         "sealed_per_s": round(count / sealed_s),
         "verify_per_s": round(count / report.seconds) if report.seconds else None,
         "verify_seconds": report.seconds,
+        "verify_workers": verify_workers,
+        "verify_limit_per_s": round(verify_limit),
+        "verify_of_limit": round(count / report.seconds / verify_limit, 2)
+        if report.seconds
+        else None,
         "proof_ms": round(statistics.median(timings) * 1000, 3),
         "proof_ms_p99": round(sorted(timings)[int(len(timings) * 0.99) - 1] * 1000, 3),
         "proof_bytes": max(sizes),

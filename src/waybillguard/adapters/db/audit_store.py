@@ -227,16 +227,24 @@ class AuditStore:
         first_seq: int,
         batch: Sequence[tuple[int, bytes]],
         nodes: Sequence[tuple[int, int, bytes]],
+        tiles: Sequence[tuple[int, bytes]],
         state: TreeState,
     ) -> None:
-        """Move `batch` from pending to the log at first_seq.., store the tree nodes
-        and the new state, all in the caller's transaction."""
+        """Move `batch` from pending to the log at first_seq.., store the tree nodes,
+        the leaf tiles it wrote to (whole contents: a partial tile grows) and the new
+        state, all in the caller's transaction."""
         self._run_many(
             conn,
             "INSERT INTO audit_events (seq, event_id, data) VALUES (?, ?, ?)",
             [(first_seq + n, event_id, data) for n, (event_id, data) in enumerate(batch)],
         )
         self._run_many(conn, "INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        self._run_many(
+            conn,
+            "INSERT INTO audit_leaves (tile, hashes) VALUES (?, ?) "
+            "ON CONFLICT (tile) DO UPDATE SET hashes = excluded.hashes",
+            tiles,
+        )
         ids = [event_id for event_id, _ in batch]
         if self.sqlite:
             # Under the write lock the batch is exactly the ids up to its last one.
@@ -343,16 +351,52 @@ class AuditStore:
             if (int(idx) + 1) << int(lvl) <= end_leaf
         ]
 
-    def leaf_positions(self, conn: Connection, digest: bytes, first: int, end: int) -> list[int]:
-        """Positions in [first, end) whose stored leaf hash is `digest` (a scan: used
-        only to describe damage once verification has failed)."""
+    def leaf_tiles(self, conn: Connection, tiles: Iterable[int]) -> dict[int, bytes]:
+        """Stored leaf tiles (concatenated leaf hashes) by tile number; missing ones
+        are absent from the result."""
+        wanted = sorted(set(tiles))
+        found: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            marks = ", ".join(["?"] * len(chunk))
+            for tile, hashes in self._fetch(
+                conn, f"SELECT tile, hashes FROM audit_leaves WHERE tile IN ({marks})", chunk
+            ):
+                found[int(tile)] = bytes(hashes)
+        return found
+
+    def tiles_in_range(self, conn: Connection, first: int, end: int) -> list[tuple[int, bytes]]:
+        """(tile, hashes) of stored leaf tiles with first <= tile < end, by tile."""
         rows = self._fetch(
             conn,
-            "SELECT idx FROM audit_nodes WHERE level = 0 AND idx >= ? AND idx < ? AND hash = ? "
-            "ORDER BY idx",
-            (first, end, digest),
+            "SELECT tile, hashes FROM audit_leaves WHERE tile >= ? AND tile < ? ORDER BY tile",
+            (first, end),
         )
-        return [int(r[0]) for r in rows]
+        if self.sqlite:
+            return rows
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def leaf_positions(
+        self, conn: Connection, digest: bytes, first: int, end: int, tile_level: int
+    ) -> list[int]:
+        """Positions in [first, end) whose stored leaf hash is `digest` (a scan of the
+        tiles: used only to describe damage once verification has failed)."""
+        found: list[int] = []
+        per_tile = 1 << tile_level
+        tile = first >> tile_level
+        last = (end + per_tile - 1) >> tile_level
+        while tile < last:
+            upto = min(tile + 1024, last)
+            for number, hashes in self.tiles_in_range(conn, tile, upto):
+                at = hashes.find(digest)
+                while at >= 0:
+                    if at % 32 == 0:
+                        position = (int(number) << tile_level) + at // 32
+                        if first <= position < end:
+                            found.append(position)
+                    at = hashes.find(digest, at + 1)
+            tile = upto
+        return found
 
     def events_in_range(self, conn: Connection, first: int, end: int) -> list[tuple[int, bytes]]:
         """(seq, data) with first <= seq < end, by seq."""

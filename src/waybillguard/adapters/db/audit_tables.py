@@ -3,10 +3,13 @@
 Covered by the Merkle tree (tampering is detected by `waybillguard audit verify`):
 
 * `audit_events`      the log: `seq` (0-based leaf index) and the canonical event bytes.
-* `audit_nodes`       every perfect subtree of the tree, leaves included (`level` 0 is
-                      the leaf hash of `seq = idx`), so proofs read O(log n) rows and a
-                      row moved, inserted or deleted in `audit_events` no longer lines
-                      up with the leaf hash recorded for its position.
+* `audit_leaves`      the leaf hashes by position, in tiles of 2**TILE_LEVEL (one row
+                      per tile: `hashes` is their concatenation, the last tile may be
+                      partial), so a row moved, inserted or deleted in `audit_events` no
+                      longer lines up with the leaf hash recorded for its position.
+* `audit_nodes`       the perfect subtrees of level >= TILE_LEVEL (the levels below are
+                      recomputed from one tile of leaf hashes), so proofs read one tile
+                      and O(log n) node rows.
 * `audit_checkpoints` signed (tree size, root hash, time) statements.
 
 Bookkeeping, checked against the above by `verify`:
@@ -62,6 +65,17 @@ audit_events = Table(
     Column("seq", Int64Key, primary_key=True, autoincrement=False),
     Column("event_id", BigInteger, nullable=False, unique=True),
     Column("data", LargeBinary, nullable=False),
+)
+
+# Height of a leaf tile; `services.audit` builds and reads the tree with it and
+# migration 0005 converted older databases to it. Changing it needs a migration.
+TILE_LEVEL = 4
+
+audit_leaves = Table(
+    "audit_leaves",
+    metadata,
+    Column("tile", Int64Key, primary_key=True, autoincrement=False),
+    Column("hashes", LargeBinary, nullable=False),
 )
 
 audit_nodes = Table(
@@ -124,6 +138,7 @@ audit_waybill_refs = Table(
 AUDIT_TABLES = (
     audit_pending,
     audit_events,
+    audit_leaves,
     audit_nodes,
     audit_state,
     audit_checkpoints,
