@@ -9,10 +9,19 @@ Graphics (``~DG`` to store, ``^XG`` to recall) are ZPL II on every printer that
 speaks it, and they print exactly the glyphs of the PNG renderer.
 
 One graphic per distinct glyph (character, size, weight): a batch to all of China
-uses a few thousand, each defined once at the head of the stream; a label then
+uses a few thousand, each defined once at the head of the stream (in code-point
+order, so a stream is the same whatever the process printed before); a label then
 recalls them with ``^FO x,y ^XG``. The positions of runs of text (division names up
 to 区/县, streets, digits, masks) are formatted once and reused: Chinese characters
 are all one em wide, so a run lands at the same few places label after label.
+
+Speed (a stream is built column by column, as bytes, and joined once): texts that
+repeat whole (names, phones, stations, contents) are one dictionary look-up each; an
+address of the usual shape (divisions, street, mask) on one line is three look-ups
+of runs by (run, pen x), done for the whole column at once in C (``map`` over the
+column); wrapped, shrunk or unusual texts, and runs at a new place, go the slow way
+(``_Stream._one``). Both ways give the same bytes: a label is the same alone or in a
+batch, and a stream the same whatever was printed before (``tests/labels/test_zpl.py``).
 
 A stream is::
 
@@ -35,17 +44,15 @@ defines the glyphs it uses again, so a stream never depends on an earlier one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-from itertools import repeat
+from itertools import chain, compress, count, repeat
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from waybillguard.adapters.labels.codes import code128_width
 from waybillguard.adapters.labels.glyphs import (
     GLYPHS,
-    advance,
     fit,
     gc_paused,
     line_x,
@@ -71,7 +78,7 @@ _MM_PER_INCH: Final = 25.4
 # -- graphics ------------------------------------------------------------------------------
 
 # Runs: digits, a mask, the division names (up to the last 省/市/区/县… before a digit
-# or mask), or other text (a street).
+# or mask), or other text (a street). Every character of a text is in exactly one run.
 _RUN_RE: Final = re.compile(
     r"[0-9]+|\*+|[^0-9*]*[省市区县旗州盟：:](?=[^省市区县旗州盟：:]*$|[^省市区县旗州盟：:]*[0-9*])|[^0-9*]+"
 )
@@ -100,19 +107,48 @@ GlyphKey = tuple[str, int, bool]
 
 
 def glyph_name(ch: str, px: int, bold: bool) -> str:
-    """Object name of a glyph graphic: weight, size in dots, code point (8 characters)."""
+    """Object name of a glyph graphic: weight, size in dots, code point (8 characters).
+    A glyph has this name in every stream, so a printer that keeps the graphics of
+    earlier streams overwrites them rather than filling its memory with copies."""
     return f"{'B' if bold else 'R'}{px:02X}{ord(ch):05X}"
 
 
-class _Definitions(dict[GlyphKey, str]):
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: one per glyph
+class _Glyph:
+    """A glyph as the ZPL places it, taken from the rendered glyph once: where its ink
+    sits relative to the pen, how far the pen then moves, and the rest of its field
+    (``^XGR:name.GRF^FS``; None for a glyph without ink, a space)."""
+
+    key: GlyphKey
+    dx: int
+    dy: int
+    advance: float
+    recall: bytes | None
+    rank: int  # the order of definitions in a stream: by code point, size, weight
+
+
+class _Glyphs(dict[GlyphKey, _Glyph]):
+    def __missing__(self, key: GlyphKey) -> _Glyph:
+        glyph = GLYPHS[key]
+        recall = None if glyph.empty else f"^XGR:{glyph_name(*key)}.GRF^FS".encode("ascii")
+        ch, px, bold = key
+        rank = (ord(ch) << 16) | (px << 1) | bold
+        placed = self[key] = _Glyph(key, glyph.dx, glyph.dy, glyph.advance, recall, rank)
+        return placed
+
+
+_GLYPHS = _Glyphs()
+
+
+class _Definitions(dict[GlyphKey, bytes]):
     """The ``~DG`` command of each glyph, made on first use."""
 
-    def __missing__(self, key: GlyphKey) -> str:
+    def __missing__(self, key: GlyphKey) -> bytes:
         glyph = GLYPHS[key]
         row_bytes = (glyph.image.width + 7) // 8
         data = compress_hex(glyph.image.tobytes(), row_bytes)
         total = row_bytes * glyph.image.height
-        definition = f"~DGR:{glyph_name(*key)}.GRF,{total},{row_bytes},{data}\n"
+        definition = f"~DGR:{glyph_name(*key)}.GRF,{total},{row_bytes},{data}\n".encode("ascii")
         self[key] = definition
         return definition
 
@@ -120,16 +156,46 @@ class _Definitions(dict[GlyphKey, str]):
 _DEFINITIONS = _Definitions()
 
 
+def _definition(glyph: _Glyph) -> bytes:
+    return _DEFINITIONS[glyph.key]
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: sets of them are cheap
+class _Inked:
+    """The distinct inked glyphs of a text, shared by every placement of that text."""
+
+    glyphs: tuple[_Glyph, ...]
+
+
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: sets of them are cheap
 class _Placed:
     """ZPL of text placed somewhere, the glyphs it recalls, and where the pen ends."""
 
-    zpl: str
-    glyphs: tuple[GlyphKey, ...]
+    zpl: bytes
+    inked: tuple[_Inked, ...]  # of its runs: texts share the inked glyphs of their runs
     end_x: float = 0.0
 
 
+_ZPL: Final = attrgetter("zpl")
+_INKED: Final = attrgetter("inked")
+_GLYPHS_OF: Final = attrgetter("glyphs")
+_RANK: Final = attrgetter("rank")
 _RUN_CACHE: Final = 200_000
+
+
+class _InkedOf(dict[tuple[str, int, bool], _Inked]):
+    def __missing__(self, key: tuple[str, int, bool]) -> _Inked:
+        text, px, bold = key
+        glyphs = _GLYPHS
+        inked = (glyphs[ch, px, bold] for ch in text)
+        found = _Inked(tuple(dict.fromkeys(g for g in inked if g.recall is not None)))
+        if len(self) >= _RUN_CACHE:
+            self.clear()
+        self[key] = found
+        return found
+
+
+_INKED_OF = _InkedOf()
 
 
 class _Runs(dict[tuple[str, int, bool, float, int], _Placed]):
@@ -140,17 +206,14 @@ class _Runs(dict[tuple[str, int, bool, float, int], _Placed]):
 
     def __missing__(self, key: tuple[str, int, bool, float, int]) -> _Placed:
         text, px, bold, x, y = key
-        parts: list[str] = []
-        used: list[GlyphKey] = []
+        parts: list[bytes] = []
+        glyphs = _GLYPHS
         for ch in text:
-            glyph = GLYPHS[ch, px, bold]
-            if not glyph.empty:
-                used.append((ch, px, bold))
-                parts.append(
-                    f"^FO{round(x) + glyph.dx},{y + glyph.dy}^XGR:{glyph_name(ch, px, bold)}.GRF^FS"
-                )
+            glyph = glyphs[ch, px, bold]
+            if glyph.recall is not None:
+                parts.append(b"^FO%d,%d%s" % (round(x) + glyph.dx, y + glyph.dy, glyph.recall))
             x += glyph.advance
-        placed = _Placed("".join(parts), tuple(used), x)
+        placed = _Placed(b"".join(parts), (_INKED_OF[text, px, bold],), x)
         if len(self) >= _RUN_CACHE:
             self.clear()
         self[key] = placed
@@ -158,6 +221,29 @@ class _Runs(dict[tuple[str, int, bool, float, int], _Placed]):
 
 
 _RUNS = _Runs()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Step(_Placed):
+    """A run placed on a line of a left-aligned box, with the line's width (em) up to
+    its end. A pen x is one width so far, whichever runs led there (to within
+    rounding, which _CLOSE covers), so a step depends only on where it starts."""
+
+    em: float = 0.0
+
+
+_MISSING: Final = _Step(b"", (), float("nan"), float("inf"))  # a run not placed there yet
+_END_X: Final = attrgetter("end_x")
+_EM: Final = attrgetter("em")
+# An address of the usual shape, split as _RUN_RE splits it: the division names up to
+# the last 省/市/区/县…, the street, the mask.
+_ADDRESS: Final = re.compile(r"([^0-9*]*[省市区县旗州盟：:])([^0-9*省市区县旗州盟：:]+)(\*+)")
+_UNSHAPED: Final = ("", "", "")  # never a run: its look-ups miss
+
+# Sums of advances taken run by run and character by character may differ in their
+# last bits; a text this close to its box's width is measured character by character,
+# as fit_text measures it, so the ZPL breaks lines exactly where the PDF and PNG do.
+_CLOSE: Final = 1e-9
 
 
 # -- layout --------------------------------------------------------------------------------
@@ -180,7 +266,13 @@ class _Slot:
     x: float | None  # pen x of a one-line text, for a left-aligned box
     whole: bool  # texts repeat whole (names, phones, stations): cache them whole
     cache: dict[str, _Placed]  # short texts, placed whole
-    runs: dict[tuple[str, float], _Placed]  # runs of one-line texts, by (run, pen x)
+    # runs of a left-aligned box as steps: those of one-line texts at the box's size by
+    # (run, pen x), those of other lines by (run, pen x, pixel size, baseline)
+    first: dict[tuple[str, float], _Step]
+    steps: dict[tuple[str, float, int, int], _Step]
+    wrapped: dict[tuple[str, int, int], _Placed]  # lines of wrapped texts, by origin
+    # pixel size and baselines of wrapped or shrunk texts, by (size, number of lines)
+    geometry: dict[tuple[float, int], tuple[int, tuple[int, ...]]]
 
 
 class _Layout:
@@ -204,6 +296,7 @@ class _Layout:
             self.dots(qr.rect.x) + (self.dots(qr.rect.w) - side) // 2,
             self.dots(qr.rect.y) + (self.dots(qr.rect.h) - side) // 2,
         )
+        self._stored: _Placed | None = None
 
     def dots(self, mm: float) -> int:
         return round(mm * self.scale)
@@ -219,21 +312,68 @@ class _Layout:
             x=box.rect.x * self.scale if box.align == "left" else None,
             whole=box.field not in _UNIQUE_FIELDS,
             cache={},
-            runs={},
+            first={},
+            steps={},
+            wrapped={},
+            geometry={},
         )
 
-    def run(self, slot: _Slot, piece: str, x: float) -> _Placed:
-        """A run of a one-line text in a left-aligned slot, remembered in the slot."""
-        run = _RUNS[piece, slot.px, slot.box.bold, x, slot.y]
-        if len(slot.runs) >= _RUN_CACHE:
-            slot.runs.clear()
-        slot.runs[piece, x] = run
-        return run
+    def step(self, slot: _Slot, origin: tuple[int, int], before: _Step | None, piece: str) -> _Step:
+        """The step placing ``piece`` after ``before`` (at the left edge if None) on a
+        line of a left-aligned slot that starts at ``origin`` (pixel size, baseline)."""
+        x = slot.x if before is None else before.end_x
+        assert x is not None
+        px, y = origin
+        one_line = origin == (slot.px, slot.y)
+        found = slot.first.get((piece, x)) if one_line else slot.steps.get((piece, x, px, y))
+        if found is not None:
+            return found
+        if len(slot.first) + len(slot.steps) >= _RUN_CACHE:
+            slot.first.clear()
+            slot.steps.clear()
+        run = _RUNS[piece, px, slot.box.bold, x, y]
+        em = text_width_em(piece) + (0.0 if before is None else before.em)
+        made = _Step(run.zpl, run.inked, run.end_x, em)
+        if one_line:
+            slot.first[piece, x] = made
+        else:
+            slot.steps[piece, x, px, y] = made
+        return made
+
+    def steps(self, slot: _Slot, origin: tuple[int, int], line: str) -> list[_Step]:
+        """The steps of a line of a left-aligned slot that starts at ``origin``."""
+        steps: list[_Step] = []
+        for piece in _RUN_RE.findall(line):
+            steps.append(self.step(slot, origin, steps[-1] if steps else None, piece))
+        return steps
+
+    def line(self, slot: _Slot, origin: tuple[int, int], line: str) -> _Placed:
+        """A line of a wrapped text in a left-aligned slot, remembered: the second
+        lines of addresses ("路****") repeat, and so do many first lines."""
+        key = (line, *origin)
+        found = slot.wrapped.get(key)
+        if found is None:
+            steps = self.steps(slot, origin, line)
+            inked = tuple(dict.fromkeys(chain.from_iterable(map(_INKED, steps))))
+            if len(slot.wrapped) >= _RUN_CACHE:
+                slot.wrapped.clear()
+            found = slot.wrapped[key] = _Placed(b"".join(map(_ZPL, steps)), inked)
+        return found
 
     def lines(self, slot: _Slot, text: str) -> tuple[int, list[tuple[str, float, int]]]:
         """Pixel size and (line, pen x, baseline y) of ``text`` in a slot, in dots."""
         box, scale = slot.box, self.scale
-        width = sum(map(advance, text))
+        if slot.x is not None:  # left-aligned: every line starts at the box's left edge
+            fitted = fit(text, box)
+            found = slot.geometry.get((fitted.size, len(fitted.lines)))
+            if found is None:
+                found = slot.geometry[fitted.size, len(fitted.lines)] = (
+                    self.dots(fitted.size),
+                    tuple(round(b * scale) for b in baselines(box, fitted)),
+                )
+            x, (px, ys) = slot.x, found
+            return px, [(line, x, y) for line, y in zip(fitted.lines, ys, strict=True)]
+        width = text_width_em(text)
         if width <= slot.max_em:  # one line at the box's size: most texts
             return slot.px, [(text, line_x(box, width * box.size) * scale, slot.y)]
         fitted = fit(text, box)
@@ -242,17 +382,19 @@ class _Layout:
             for line, b in zip(fitted.lines, baselines(box, fitted), strict=True)
         ]
 
-    def runs(self, slot: _Slot, text: str) -> list[_Placed | str]:
-        """The placed runs of ``text`` in a slot, with a line break after each line."""
+    def placed_lines(self, slot: _Slot, text: str, used: list[_Placed]) -> list[bytes]:
+        """The ZPL of ``text`` in a slot, run by run, a line break after each line; the
+        runs it recalls are added to ``used``."""
         px, lines = self.lines(slot, text)
-        out: list[_Placed | str] = []
+        out: list[bytes] = []
         runs, bold = _RUNS, slot.box.bold
         for line, x, y in lines:
             for piece in _RUN_RE.findall(line):
                 run = runs.get((piece, px, bold, x, y)) or runs[piece, px, bold, x, y]
-                out.append(run)
+                used.append(run)
+                out.append(run.zpl)
                 x = run.end_x
-            out.append("\n")
+            out.append(b"\n")
         return out
 
     def text(self, slot: _Slot, text: str) -> _Placed:
@@ -261,15 +403,9 @@ class _Layout:
         placed = slot.cache.get(text)
         if placed is not None:
             return placed
-        parts = [f"^FX{text}\n"]
-        used: list[GlyphKey] = []
-        for item in self.runs(slot, text):
-            if isinstance(item, str):
-                parts.append(item)
-            else:
-                parts.append(item.zpl)
-                used += item.glyphs
-        placed = _Placed("".join(parts), tuple(dict.fromkeys(used)))
+        used: list[_Placed] = []
+        zpl = b"".join([b"^FX", text.encode("utf-8"), b"\n", *self.placed_lines(slot, text, used)])
+        placed = _Placed(zpl, tuple(dict.fromkeys(chain.from_iterable(map(_INKED, used)))))
         if slot.whole:
             if len(slot.cache) >= _FIELD_CACHE:
                 slot.cache.clear()
@@ -277,6 +413,12 @@ class _Layout:
         return placed
 
     def stored_format(self) -> _Placed:
+        """Frame, rules and fixed captions, stored on the printer as a format (``^DF``)."""
+        if self._stored is None:
+            self._stored = self._format()
+        return self._stored
+
+    def _format(self) -> _Placed:
         layout, dots = self.layout, self.dots
         parts = [
             f"^XA^DFR:{self.format_name}.ZPL^FS\n",
@@ -293,14 +435,15 @@ class _Layout:
                 parts.append(f"^FO{x},{y - t // 2}^GB{dots(rule.x2) - x},{t},{t}^FS\n")
             else:
                 parts.append(f"^FO{x - t // 2},{y}^GB{t},{dots(rule.y2) - y},{t}^FS\n")
-        used: list[GlyphKey] = []
+        zpl = [part.encode("ascii") for part in parts]
+        used: list[_Inked] = []
         for slot in self.slots:
             if slot.field is None:
                 placed = self.text(slot, slot.box.text)
-                parts.append(placed.zpl)
-                used += placed.glyphs
-        parts.append("^XZ\n")
-        return _Placed("".join(parts), tuple(used))
+                zpl.append(placed.zpl)
+                used += placed.inked
+        zpl.append(b"^XZ\n")
+        return _Placed(b"".join(zpl), tuple(dict.fromkeys(used)))
 
 
 _LAYOUTS: dict[tuple[LabelLayout, int], _Layout] = {}
@@ -318,18 +461,23 @@ def _layout_at(layout: LabelLayout, dpi: int) -> _Layout:
 
 # -- labels --------------------------------------------------------------------------------
 
+K = TypeVar("K", bound=Hashable)
 
-def _composed(cache: dict[Any, str], make: Callable[..., str]) -> Callable[..., str]:
-    """``make`` remembered in ``cache`` (stations, contents, print times repeat)."""
 
-    def get(*key: Any) -> str:
-        k = key if len(key) > 1 else key[0]
-        found = cache.get(k)
-        if found is None:
-            found = cache[k] = make(*key)
-        return found
+def _contents(key: tuple[str, int]) -> str:
+    return contents_text(*key)
 
-    return get
+
+class _BarX(dict[int, int]):
+    """x of a barcode by its width in modules: centred in the code's box."""
+
+    def __init__(self, span: int, module: int) -> None:
+        super().__init__()
+        self.span, self.module = span, module
+
+    def __missing__(self, modules: int) -> int:
+        x = self[modules] = (self.span - modules * self.module) // 2
+        return x
 
 
 class _Stream:
@@ -339,134 +487,165 @@ class _Stream:
 
     def __init__(self, at: _Layout) -> None:
         self.at = at
-        self.glyphs: dict[GlyphKey, None] = {}  # in first-use order
-        self._seen: set[_Placed] = set()
-        slots = {slot.field: slot for slot in at.slots if slot.field is not None}
-        station = _composed({}, station_text)
-        contents = _composed({}, contents_text)
-        printed = _composed({}, printed_text)
-        self.columns: list[tuple[_Slot, Callable[[Iterable[LabelData]], Iterable[str]]]] = [
-            (slots[Field.SORT_CODE], partial(map, attrgetter("sort_code"))),
-            (slots[Field.STATION], lambda ds: map(station, map(attrgetter("station"), ds))),
-            (slots[Field.RECIPIENT_NAME], partial(map, attrgetter("recipient_name"))),
-            (
-                slots[Field.RECIPIENT_PHONE],
-                lambda ds: map(phone_number_text, map(attrgetter("recipient_phone"), ds)),
-            ),
-            (
-                slots[Field.RECIPIENT_EXTENSION],
-                lambda ds: map(extension_text, map(attrgetter("recipient_phone"), ds)),
-            ),
-            (slots[Field.RECIPIENT_ADDRESS], partial(map, attrgetter("recipient_address"))),
-            (slots[Field.SENDER_NAME], partial(map, attrgetter("sender_name"))),
-            (slots[Field.SENDER_PHONE], partial(map, attrgetter("sender_phone"))),
-            (slots[Field.SENDER_ADDRESS], partial(map, attrgetter("sender_address"))),
-            (
-                slots[Field.CONTENTS],
-                lambda ds: map(contents, map(attrgetter("category"), ds), map(_weight, ds)),
-            ),
-            (slots[Field.PRINTED_AT], lambda ds: map(printed, map(attrgetter("printed_at"), ds))),
-        ]
-        number = slots[Field.TRACKING_NUMBER].box
+        self.slots = {slot.field: slot for slot in at.slots if slot.field is not None}
+        number = self.slots[Field.TRACKING_NUMBER].box
         height = at.dots(number.size * 0.85)
-        self.number_prefix = (
+        self.head = f"^XA^XFR:{at.format_name}.ZPL^FS\n".encode("ascii")
+        left, right = at.bar_span
+        self.bar_x = _BarX(left + right, at.bar_module)
+        # the rest of a label: number (printer font), Code 128, QR code, end
+        self.tail = (
             f"^FO{at.dots(number.rect.x)},{at.dots(number.rect.y)}^A0N,{height},{height}"
-            f"^FB{at.dots(number.rect.w)},1,0,C^FD"
+            f"^FB{at.dots(number.rect.w)},1,0,C^FD%s^FS\n"
+            f"^FO%d,{at.bar_top}^BY{at.bar_module},3,{at.bar_height}"
+            f"^BCN,{at.bar_height},N,N,N,A^FD%s^FS\n"
+            f"^FO{at.qr_origin[0]},{at.qr_origin[1]}^BQN,2,{at.qr_module}^FDMA,%s^FS\n"
+            "^PQ1^XZ\n"
         )
-        self.head = f"^XA^XFR:{at.format_name}.ZPL^FS\n"
-        self.qr_prefix = f"^FO{at.qr_origin[0]},{at.qr_origin[1]}^BQN,2,{at.qr_module}^FDMA,"
-        self.bar_suffix = (
-            f",{at.bar_top}^BY{at.bar_module},3,{at.bar_height}^BCN,{at.bar_height},N,N,N,A^FD"
-        )
+        self.used: list[Iterable[_Placed]] = []  # every placed text, to find the glyphs
 
-    def track(self, placed: Iterable[_Placed]) -> None:
-        """Count the glyphs of placed texts not seen before in this stream."""
-        new = set(placed) - self._seen
-        if new:
-            self._seen |= new
-            for item in new:
-                self.glyphs.update(dict.fromkeys(item.glyphs))
-
-    def use(self, placed: _Placed) -> str:
-        self.track((placed,))
-        return placed.zpl
-
-    def _whole(self, slot: _Slot, texts: list[str]) -> list[str]:
+    def _whole(self, field: Field, texts: Iterable[str]) -> Iterator[bytes]:
         """A column of texts that repeat: placed whole, one look-up each."""
+        slot = self.slots[field]
+        texts = list(texts)
         placed = list(map(slot.cache.get, texts))
         if None in placed:
             text_of = self.at.text
             placed = [p or text_of(slot, t) for p, t in zip(placed, texts, strict=True)]
-        self.track(placed)  # type: ignore[arg-type]
-        return list(map(_ZPL, placed))
+        self.used.append(placed)  # type: ignore[arg-type]
+        return map(_ZPL, placed)
 
-    def _by_runs(self, slot: _Slot, texts: list[str]) -> list[str]:
-        """A column of texts new on each label: placed run by run."""
-        at, findall, runs_of = self.at, _RUN_RE.findall, self.at.runs
-        runs = slot.runs
-        x0, max_em = slot.x, slot.max_em
+    def _whole_of(
+        self, field: Field, keys: Iterable[K], make: Callable[[K], str]
+    ) -> Iterator[bytes]:
+        """A column of texts made from keys that repeat (stations, contents, print
+        times): each distinct key made and placed once, then C-level look-ups."""
+        slot, text = self.slots[field], self.at.text
+        keys = list(keys)
+        placed = {key: text(slot, make(key)) for key in dict.fromkeys(keys)}
+        self.used.append(placed.values())
+        return map(_ZPL, map(placed.__getitem__, keys))
+
+    def _by_runs(self, field: Field, texts: Iterable[str]) -> list[bytes]:
+        """A column of texts new on each label (addresses), placed run by run.
+
+        In a left-aligned box, an address of the usual shape (divisions, street, mask)
+        whose three runs have been placed at these pen positions before, on one line,
+        is three C-level look-ups (column by column: all first runs, then all second
+        runs …); any other text is placed by :meth:`_one`."""
+        slot = self.slots[field]
+        texts = list(texts)
         used: list[_Placed] = []
-        out: list[str] = []
-        for text in texts:
-            parts = ["^FX", text, "\n"]
-            if x0 is not None and sum(map(advance, text)) <= max_em:
-                x = x0
-                for piece in findall(text):
-                    run = runs.get((piece, x)) or at.run(slot, piece, x)
-                    used.append(run)
-                    parts.append(run.zpl)
-                    x = run.end_x
-                parts.append("\n")
-            else:
-                for item in runs_of(slot, text):
-                    if isinstance(item, str):
-                        parts.append(item)
-                    else:
-                        used.append(item)
-                        parts.append(item.zpl)
-            out.append("".join(parts))
-        self.track(used)
+        x0 = slot.x
+        if x0 is None or not texts:
+            out = [self._one(slot, text, used) for text in texts]
+            self.used.append(used)
+            return out
+        shaped = [m.groups() if m else _UNSHAPED for m in map(_ADDRESS.fullmatch, texts)]
+        divisions, streets, masks = zip(*shaped, strict=True)
+        get, missing = slot.first.get, repeat(_MISSING)
+        first = list(map(get, zip(divisions, repeat(x0)), missing))
+        second = list(map(get, zip(streets, map(_END_X, first), strict=True), missing))
+        third = list(map(get, zip(masks, map(_END_X, second), strict=True), missing))
+        out = list(
+            map(
+                b"".join,
+                zip(
+                    repeat(b"^FX"),
+                    map(str.encode, texts),
+                    repeat(b"\n"),
+                    map(_ZPL, first),
+                    map(_ZPL, second),
+                    map(_ZPL, third),
+                    repeat(b"\n"),
+                ),
+            )
+        )
+        # unknown runs (width infinite), or a line too long or too close to the width
+        for i in compress(count(), map((slot.max_em - _CLOSE).__le__, map(_EM, third))):
+            first[i] = second[i] = third[i] = _MISSING
+            out[i] = self._one(slot, texts[i], used)
+        self.used += (first, second, third, used)
         return out
 
-    def labels(self, datas: list[LabelData]) -> list[str]:
+    def _one(self, slot: _Slot, text: str, used: list[_Placed]) -> bytes:
+        """One text of a column placed run by run (see :meth:`_by_runs`)."""
         at = self.at
+        parts = [b"^FX", text.encode("utf-8"), b"\n"]
+        if slot.x is None:
+            parts += at.placed_lines(slot, text, used)
+            return b"".join(parts)
+        px, lines = at.lines(slot, text)
+        if len(lines) == 1 and px == slot.px:  # one line at the box's size: by steps
+            origin = (px, slot.y)
+            step: _Step | None = None
+            for piece in _RUN_RE.findall(text):
+                step = at.step(slot, origin, step, piece)
+                used.append(step)
+                parts.append(step.zpl)
+            parts.append(b"\n")
+            return b"".join(parts)
+        for line, _, y in lines:
+            placed = at.line(slot, (px, y), line)
+            used.append(placed)
+            parts += (placed.zpl, b"\n")
+        return b"".join(parts)
+
+    def _tails(self, datas: list[LabelData]) -> Iterator[bytes]:
+        """Tracking number (printer font), Code 128 and QR code: the printer draws them."""
+        numbers = list(map(attrgetter("tracking_number"), datas))
+        xs = map(self.bar_x.__getitem__, map(code128_width, numbers))
+        tails = map(
+            self.tail.__mod__,
+            zip(numbers, xs, numbers, map(attrgetter("qr_token"), datas), strict=True),
+        )
+        return map(str.encode, tails)
+
+    def render(self, datas: list[LabelData]) -> bytes:
+        whole, whole_of, by_runs = self._whole, self._whole_of, self._by_runs
+
+        def column(name: str) -> Iterator[Any]:
+            return map(attrgetter(name), datas)
+
+        phones = list(column("recipient_phone"))
         columns = [
-            (self._whole if slot.whole else self._by_runs)(slot, list(texts(datas)))
-            for slot, texts in self.columns
+            whole(Field.SORT_CODE, column("sort_code")),
+            whole_of(Field.STATION, column("station"), station_text),
+            whole(Field.RECIPIENT_NAME, column("recipient_name")),
+            whole(Field.RECIPIENT_PHONE, map(phone_number_text, phones)),
+            whole(Field.RECIPIENT_EXTENSION, map(extension_text, phones)),
+            by_runs(Field.RECIPIENT_ADDRESS, column("recipient_address")),
+            whole(Field.SENDER_NAME, column("sender_name")),
+            whole(Field.SENDER_PHONE, column("sender_phone")),
+            by_runs(Field.SENDER_ADDRESS, column("sender_address")),
+            whole_of(
+                Field.CONTENTS,
+                zip(column("category"), column("weight_g"), strict=True),
+                _contents,
+            ),
+            whole_of(Field.PRINTED_AT, column("printed_at"), printed_text),
         ]
-        left, right = at.bar_span
-        module = at.bar_module
-        number_prefix, bar_suffix, qr_prefix = self.number_prefix, self.bar_suffix, self.qr_prefix
-        tails = [
-            f"{number_prefix}{d.tracking_number}^FS\n"
-            f"^FO{(left + right - code128_width(d.tracking_number) * module) // 2}"
-            f"{bar_suffix}{d.tracking_number}^FS\n"
-            f"{qr_prefix}{d.qr_token}^FS\n^PQ1^XZ\n"
-            for d in datas
-        ]
-        return list(map("".join, zip(repeat(self.head), *columns, tails)))
-
-
-def _weight(data: LabelData) -> int:
-    return data.weight_g
-
-
-_ZPL = attrgetter("zpl")
+        stored = self.at.stored_format()
+        # the glyphs of every text placed, each once, in a fixed order: the stream is
+        # the same whichever runs were cached when it was made
+        placed = set(chain((stored,), *self.used))
+        inked = set(chain.from_iterable(map(_INKED, placed)))
+        glyphs = sorted(set(chain.from_iterable(map(_GLYPHS_OF, inked))), key=_RANK)
+        return b"".join(
+            chain(
+                map(_definition, glyphs),
+                (stored.zpl,),
+                chain.from_iterable(zip(repeat(self.head), *columns, self._tails(datas))),
+            )
+        )
 
 
 def render_zpl(datas: Iterable[LabelData], layout: LabelLayout, dpi: int = 203) -> bytes:
     """One ZPL stream (UTF-8) for the labels, in order: the graphics they recall, the
     stored format, then one ``^XA…^XZ`` per label."""
-    with gc_paused():
-        return _render(datas, layout, dpi)
-
-
-def _render(datas: Iterable[LabelData], layout: LabelLayout, dpi: int) -> bytes:
     at = _layout_at(layout, dpi)
-    stream = _Stream(at)
-    stored = stream.use(at.stored_format())
-    labels = stream.labels(list(datas))
+    labels = list(datas)
     if not labels:
         raise ValueError("no labels to render")
-    head = "".join(map(_DEFINITIONS.__getitem__, stream.glyphs))
-    return (head + stored + "".join(labels)).encode("utf-8")
+    with gc_paused():
+        return _Stream(at).render(labels)

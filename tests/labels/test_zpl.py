@@ -1,0 +1,98 @@
+"""The ZPL stream does not depend on what the process printed before: a label placed
+from cached runs (an address is three look-ups once its runs are known) is the label
+placed glyph by glyph, and what the printer draws is still what the PNG shows."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from PIL import Image, ImageChops
+
+from tests.labels.test_render import ZplRaster
+from waybillguard.adapters.labels.glyphs import fit
+from waybillguard.domain.label import Field, LabelData, layout
+from waybillguard.services import labels
+from waybillguard.services.labels import render
+
+
+def bodies(stream: bytes) -> list[str]:
+    return re.findall(r"\^XA\^XF.*?\^XZ", stream.decode("utf-8"), flags=re.S)
+
+
+def zpl(datas: list[LabelData], size: str = "100x180", dpi: int = 203) -> bytes:
+    out = render(datas, "zpl", size, dpi)
+    assert isinstance(out, bytes)
+    return out
+
+
+@pytest.mark.parametrize("size", ["100x180", "76x130"])
+def test_a_label_is_the_same_alone_or_in_a_batch(size: str) -> None:
+    datas = labels.synthetic_label_data(300, seed=31)
+    alone = [bodies(zpl([data], size))[0] for data in datas[:40]]
+    zpl(labels.synthetic_label_data(300, seed=32), size)  # other labels in between
+    batch = bodies(zpl(datas, size))
+    assert batch[:40] == alone
+    assert len(batch) == len(datas)
+
+
+def test_a_stream_does_not_depend_on_earlier_streams() -> None:
+    datas = labels.synthetic_label_data(200, seed=41)
+    first = zpl(datas, "100x150", 300)
+    zpl(labels.synthetic_label_data(400, seed=42), "100x150", 300)
+    assert zpl(datas, "100x150", 300) == first
+
+
+def test_a_stream_defines_exactly_the_glyphs_it_recalls() -> None:
+    zpl(labels.synthetic_label_data(500, seed=51))  # runs known from other labels
+    text = zpl(labels.synthetic_label_data(200, seed=52)).decode("utf-8")
+    defined = re.findall(r"~DGR:(\w+)\.GRF,", text)
+    recalled = set(re.findall(r"\^XGR:(\w+)\.GRF", text))
+    assert len(defined) == len(set(defined))  # each once
+    assert set(defined) == recalled
+
+
+def test_addresses_wrap_where_the_pdf_and_png_wrap() -> None:
+    """Each address shows as many lines as ``fit`` gives it (the one-line check of the
+    cached path adds run widths, fit adds character widths)."""
+    shape = layout("100x180")
+    boxes = {box.field: box for box in shape.texts if box.field is not None}
+    datas = labels.synthetic_label_data(600, seed=61)
+    zpl(datas)  # a second time, every address from cached runs
+    for body, data in zip(bodies(zpl(datas)), datas, strict=True):
+        for field, text in (
+            (Field.RECIPIENT_ADDRESS, data.recipient_address),
+            (Field.SENDER_ADDRESS, data.sender_address),
+        ):
+            lines = body.split(f"^FX{text}\n", 1)[1].split("\n^FX", 1)[0]  # next field
+            assert lines.count("\n") + 1 == len(fit(text, boxes[field]).lines), text
+
+
+def test_wrapped_addresses_print_what_the_png_shows() -> None:
+    shape = layout("100x180")
+    box = next(b for b in shape.texts if b.field is Field.RECIPIENT_ADDRESS)
+    datas = labels.synthetic_label_data(400, seed=71)
+    wrapped = [d for d in datas if len(fit(d.recipient_address, box).lines) > 1][:3]
+    single = [d for d in datas if len(fit(d.recipient_address, box).lines) == 1][:2]
+    assert wrapped and single
+    zpl(datas)
+    stream = ZplRaster(zpl(wrapped + single).decode("utf-8"))  # runs from the cache
+    for index, data in enumerate(wrapped + single):
+        png = render([data], "png", "100x180", 203)
+        assert isinstance(png, list)
+        expected = Image.open(io.BytesIO(png[0])).convert("1")
+        drawn = stream.draw(index, expected.size)
+        # the codes are drawn by the printer: compare the text and rules above them
+        top = (0, round(50 * 203 / 25.4), expected.size[0], round(136 * 203 / 25.4))
+        diff = ImageChops.logical_xor(expected.crop(top), drawn.crop(top))
+        differing = diff.convert("L").histogram()[255]
+        inked = expected.crop(top).convert("L").histogram()[0]
+        assert differing <= 0.01 * inked, (differing, inked)
+
+
+def test_bench_reports_a_settled_glyph_cache() -> None:
+    result = labels.bench_labels(40, log=lambda _: None)
+    assert result["zpl_labels_per_s"] > 0 and result["zpl_bytes_per_label"] > 0
+    assert result["zpl_warmup_labels"] >= 40
+    assert isinstance(result["zpl_new_glyphs"], int) and result["zpl_new_glyphs"] >= 0
