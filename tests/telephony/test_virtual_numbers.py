@@ -18,7 +18,7 @@ from tests.telephony.conftest import COURIER_PHONES, X_NUMBERS, Phones, build_ph
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.phone import parse_phone
 from waybillguard.domain.virtual_number import BindingState
-from waybillguard.services import alerts, audit, identities, virtual_numbers
+from waybillguard.services import alerts, audit, identities, keys, virtual_numbers
 from waybillguard.services.activity import Actor
 from waybillguard.services.app import App
 
@@ -373,3 +373,56 @@ def test_provider_tokens(phones: Phones) -> None:
         virtual_numbers.create_provider_token(
             app, Actor.for_principal(phones.net.users["clerk1"]), "sim2"
         )
+
+
+def test_key_rotation_moves_couriers_phones(phones: Phones) -> None:
+    """A courier's phone is sealed like a waybill field: rotation re-wraps it, and once
+    the old key is destroyed, calls back to the courier still connect."""
+    app = phones.app
+    number = phones.net.s1_numbers[0]
+    virtual_numbers.allocate(app, number)
+    phones.out_for_delivery(number, "courier1")
+    old = app.vault.active_kek_id
+
+    report = keys.rotate(app)
+
+    assert report.retired == [old] and old not in app.vault.kek_ids()
+    with app.engine.connect() as conn:
+        kek_ids = {r[0] for r in conn.execute(text("SELECT kek_id FROM vn_courier_phones"))}
+    assert kek_ids == {report.new_kek}
+    back = _route(phones, number, phones.recipient(number))
+    assert back.allowed and back.connect_to == e164(COURIER_PHONES["courier1"])
+
+
+def test_courier_phone_sealed_before_a_rotation_lands_under_the_new_key(
+    phones: Phones, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration sealed under a key that a rotation retired before it was stored is
+    sealed again under the new key, never stored under a destroyed one."""
+    app = phones.app
+    real_seal = app.vault.seal
+    rotated: list[keys.RotationReport] = []
+
+    def seal_then_rotate(fields):  # type: ignore[no-untyped-def]
+        sealed = real_seal(fields)
+        if not rotated:
+            rotated.append(keys.rotate(app))  # completes between sealing and storing
+        return sealed
+
+    monkeypatch.setattr(app.vault, "seal", seal_then_rotate)
+    virtual_numbers.register_courier_phone(app, OPERATOR, "courier2", "13911115555")
+    monkeypatch.undo()
+    new_kek = rotated[0].new_kek
+    with app.engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT kek_id FROM vn_courier_phones cp JOIN principals p "
+                "ON p.id = cp.principal_id WHERE p.username = 'courier2'"
+            )
+        ).one()
+    assert row[0] == new_kek
+    number = phones.net.s1_numbers[1]
+    virtual_numbers.allocate(app, number)
+    phones.out_for_delivery(number, "courier2")
+    back = _route(phones, number, phones.recipient(number))
+    assert back.allowed and back.connect_to == e164("13911115555")

@@ -64,10 +64,10 @@ from waybillguard.domain.virtual_number import (
     parse_virtual_number,
     route,
 )
-from waybillguard.services import alerts, identities, policy_admin
+from waybillguard.services import alerts, identities, keys, policy_admin
 from waybillguard.services.activity import Actor, emit_in
 from waybillguard.services.app import App
-from waybillguard.vault import RevealGrant, SealedRecord
+from waybillguard.vault import RevealGrant, SealedFields, SealedRecord
 
 PROVIDER_URL_ENV: Final = "WAYBILLGUARD_TELEPHONY_PROVIDER_URL"
 MAX_NUMBERS_PER_ADD: Final = 1000
@@ -585,39 +585,57 @@ def register_courier_phone(
     if parsed.kind != "mobile":
         raise FieldError("phone", "a courier's registered phone is a mobile number")
     index = app.vault.index_phone(parsed.e164)
-    sealed = app.vault.seal({COURIER_PHONE_FIELD: parsed.e164})
     mask = mask_phone(parsed)
     store = store_for(app)
-    with store.write() as conn:
-        try:
-            store.set_courier_phone(
-                conn,
-                principal.id,
-                index,
-                SealedPhone(
-                    sealed.uid,
-                    sealed.kek_id,
-                    sealed.wrapped_dek,
-                    sealed.ciphertexts[COURIER_PHONE_FIELD],
-                ),
-                mask,
-                _now(now),
-                actor.name,
-            )
-        except AlreadyRegistered:
-            raise NumbersError(
-                "courier.phone_taken",
-                "该号码已登记给其他快递员 / the phone is registered for another courier",
-            ) from None
-        emit_in(
-            app,
+    for _ in range(3):
+        sealed = app.vault.seal({COURIER_PHONE_FIELD: parsed.e164})
+        with store.write() as conn:
+            if not keys.kek_active(app, conn, sealed.kek_id):
+                continue  # a rotation retired the key between sealing and storing: again
+            _store_courier_phone(app, store, conn, actor, principal, index, sealed, mask, now)
+            return {"username": principal.username, "phone_masked": mask}
+    raise NumbersError("key.rotating", "密钥轮换中，请重试 / keys are rotating, try again")
+
+
+def _store_courier_phone(
+    app: App,
+    store: TelephonyStore,
+    conn: Connection,
+    actor: Actor,
+    principal: Principal,
+    index: bytes,
+    sealed: SealedFields,
+    mask: str,
+    now: datetime | None,
+) -> None:
+    try:
+        store.set_courier_phone(
             conn,
-            actor,
-            "courier.phone",
-            subject_refs=[index.hex()],
-            detail={"op": "set", "subject": principal.username},
+            principal.id,
+            index,
+            SealedPhone(
+                sealed.uid,
+                sealed.kek_id,
+                sealed.wrapped_dek,
+                sealed.ciphertexts[COURIER_PHONE_FIELD],
+            ),
+            mask,
+            _now(now),
+            actor.name,
         )
-    return {"username": principal.username, "phone_masked": mask}
+    except AlreadyRegistered:
+        raise NumbersError(
+            "courier.phone_taken",
+            "该号码已登记给其他快递员 / the phone is registered for another courier",
+        ) from None
+    emit_in(
+        app,
+        conn,
+        actor,
+        "courier.phone",
+        subject_refs=[index.hex()],
+        detail={"op": "set", "subject": principal.username},
+    )
 
 
 def courier_phone_mask(app: App, principal: Principal) -> str | None:

@@ -708,6 +708,38 @@ class TelephonyStore:
             registered_at=_aware_req(row[7]),
         )
 
+    # Key rotation moves these wraps too: a courier's phone sealed under a retired KEK
+    # would be unreadable once that key is destroyed.
+    def courier_wraps_count(self, conn: Connection, kek_ids: Sequence[str]) -> int:
+        cp = vn_courier_phones
+        query = select(func.count()).select_from(cp).where(cp.c.kek_id.in_(list(kek_ids)))
+        return int(conn.execute(query).scalar_one())
+
+    def courier_wraps_under(
+        self, conn: Connection, kek_ids: Sequence[str], after_id: int, limit: int
+    ) -> list[tuple[int, bytes, str, bytes]]:
+        """(principal id, uid, kek id, wrapped key) under `kek_ids`, walking from `after_id`."""
+        cp = vn_courier_phones
+        rows = conn.execute(
+            select(cp.c.principal_id, cp.c.uid, cp.c.kek_id, cp.c.wrapped_dek)
+            .where(and_(cp.c.principal_id > after_id, cp.c.kek_id.in_(list(kek_ids))))
+            .order_by(cp.c.principal_id)
+            .limit(limit)
+        )
+        return [(int(r[0]), bytes(r[1]), r[2], bytes(r[3])) for r in rows]
+
+    def update_courier_wraps(
+        self, conn: Connection, moved: Sequence[tuple[int, str, str, bytes]]
+    ) -> None:
+        """(principal id, old kek, new kek, new wrap): only rows still under the old key move."""
+        cp = vn_courier_phones
+        for principal_id, old, new, wrapped in moved:
+            conn.execute(
+                update(cp)
+                .where(and_(cp.c.principal_id == principal_id, cp.c.kek_id == old))
+                .values(kek_id=new, wrapped_dek=wrapped)
+            )
+
     def remove_courier_phone(self, conn: Connection, principal_id: int) -> bool:
         result = conn.execute(
             vn_courier_phones.delete().where(vn_courier_phones.c.principal_id == principal_id)
