@@ -99,6 +99,33 @@ def test_import_is_idempotent(app: App, synth_file: Path) -> None:
     assert app.store.counters_used("WG") == 600  # no tracking numbers burnt on duplicates
 
 
+def test_a_failed_import_keeps_whole_committed_transactions_and_a_rerun_completes(
+    app: App, synth_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transactions span several chunks (commit_rows): an error in the fifth chunk
+    rolls back the open transaction only, and the rerun stores exactly the rest."""
+    real_insert = app.store.insert_rows
+    calls = {"n": 0}
+
+    def failing_insert(conn, rows):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("disk on fire")
+        return real_insert(conn, rows)
+
+    monkeypatch.setattr(app.store, "insert_rows", failing_insert)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        import_file(app, synth_file, workers=2, chunk_rows=100, commit_rows=300)
+    assert app.store.count() == 300  # chunks 1-3 committed; chunk 4 rolled back with 5
+    monkeypatch.setattr(app.store, "insert_rows", real_insert)
+    rerun = import_file(app, synth_file, workers=1, chunk_rows=100, commit_rows=300)
+    assert (rerun.imported, rerun.duplicates) == (300, 300)
+    assert app.store.count() == 600
+    assert sorted(reveal_all(app, n)["sender.name"] for n in all_numbers(app)) == sorted(
+        row["sender"]["name"] for row in map(json.loads, synth_file.read_text().splitlines())
+    )
+
+
 def test_bad_rows_are_reported_and_good_rows_stored(app: App, tmp_path: Path) -> None:
     good = json.loads(_one_row(tmp_path))
     bad_phone = dict(good, order_ref="BAD-1", recipient=dict(good["recipient"], phone="12345"))
