@@ -46,6 +46,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import chain, compress, count, repeat
 from operator import attrgetter
 from typing import Any, Final, TypeVar
@@ -297,6 +298,8 @@ class _Layout:
             self.dots(qr.rect.y) + (self.dots(qr.rect.h) - side) // 2,
         )
         self._stored: _Placed | None = None
+        # two neighbouring fields placed together, by the key their texts are made from
+        self.pairs: dict[tuple[Field, Field], dict[Any, _Placed]] = {}
 
     def dots(self, mm: float) -> int:
         return round(mm * self.scale)
@@ -464,8 +467,28 @@ def _layout_at(layout: LabelLayout, dpi: int) -> _Layout:
 K = TypeVar("K", bound=Hashable)
 
 
-def _contents(key: tuple[str, int]) -> str:
-    return contents_text(*key)
+def _destination(key: tuple[str, str]) -> tuple[str, str]:
+    sort_code, station = key
+    return sort_code, station_text(station)
+
+
+def _contents(key: tuple[str, int, datetime]) -> tuple[str, str]:
+    category, weight_g, printed_at = key
+    return contents_text(category, weight_g), printed_text(printed_at)
+
+
+# Code 128 widths by where the digits are (what code128_width measures): the width of
+# a number is the width of its shape, digits as '0'
+_DIGITS_AS_ZERO: Final = str.maketrans("0123456789", "0000000000")
+
+
+class _Code128Width(dict[str, int]):
+    def __missing__(self, shape: str) -> int:
+        width = self[shape] = code128_width(shape)
+        return width
+
+
+_CODE128_WIDTH: Final = _Code128Width()
 
 
 class _BarX(dict[int, int]):
@@ -504,7 +527,7 @@ class _Stream:
         )
         self.used: list[Iterable[_Placed]] = []  # every placed text, to find the glyphs
 
-    def _whole(self, field: Field, texts: Iterable[str]) -> Iterator[bytes]:
+    def _whole(self, field: Field, texts: Iterable[str]) -> Iterator[tuple[bytes]]:
         """A column of texts that repeat: placed whole, one look-up each."""
         slot = self.slots[field]
         texts = list(texts)
@@ -513,20 +536,34 @@ class _Stream:
             text_of = self.at.text
             placed = [p or text_of(slot, t) for p, t in zip(placed, texts, strict=True)]
         self.used.append(placed)  # type: ignore[arg-type]
-        return map(_ZPL, placed)
+        return zip(map(_ZPL, placed))
 
-    def _whole_of(
-        self, field: Field, keys: Iterable[K], make: Callable[[K], str]
-    ) -> Iterator[bytes]:
-        """A column of texts made from keys that repeat (stations, contents, print
-        times): each distinct key made and placed once, then C-level look-ups."""
-        slot, text = self.slots[field], self.at.text
+    def _two_of(
+        self, fields: tuple[Field, Field], keys: Iterable[K], make: Callable[[K], tuple[str, str]]
+    ) -> Iterator[tuple[bytes]]:
+        """Two neighbouring fields whose texts are made from keys that repeat (sorting
+        code and station; contents and print time): both placed once per key and
+        remembered, so a label is one C-level look-up."""
+        cache: dict[K, _Placed] = self.at.pairs.setdefault(fields, {})
         keys = list(keys)
-        placed = {key: text(slot, make(key)) for key in dict.fromkeys(keys)}
-        self.used.append(placed.values())
-        return map(_ZPL, map(placed.__getitem__, keys))
+        placed = list(map(cache.get, keys))
+        if None in placed:
+            first, second = (self.slots[field] for field in fields)
+            text = self.at.text
+            for i, (key, found) in enumerate(zip(keys, placed, strict=True)):
+                if found is None:
+                    found = cache.get(key)
+                    if found is None:
+                        if len(cache) >= _FIELD_CACHE:
+                            cache.clear()
+                        a, b = make(key)
+                        one, two = text(first, a), text(second, b)
+                        found = cache[key] = _Placed(one.zpl + two.zpl, one.inked + two.inked)
+                    placed[i] = found
+        self.used.append(placed)  # type: ignore[arg-type]
+        return zip(map(_ZPL, placed))
 
-    def _by_runs(self, field: Field, texts: Iterable[str]) -> list[bytes]:
+    def _by_runs(self, field: Field, texts: Iterable[str]) -> list[tuple[bytes, ...]]:
         """A column of texts new on each label (addresses), placed run by run.
 
         In a left-aligned box, an address of the usual shape (divisions, street, mask)
@@ -538,7 +575,7 @@ class _Stream:
         used: list[_Placed] = []
         x0 = slot.x
         if x0 is None or not texts:
-            out = [self._one(slot, text, used) for text in texts]
+            out: list[tuple[bytes, ...]] = [(self._one(slot, text, used),) for text in texts]
             self.used.append(used)
             return out
         shaped = [m.groups() if m else _UNSHAPED for m in map(_ADDRESS.fullmatch, texts)]
@@ -547,24 +584,21 @@ class _Stream:
         first = list(map(get, zip(divisions, repeat(x0)), missing))
         second = list(map(get, zip(streets, map(_END_X, first), strict=True), missing))
         third = list(map(get, zip(masks, map(_END_X, second), strict=True), missing))
-        out = list(
-            map(
-                b"".join,
-                zip(
-                    repeat(b"^FX"),
-                    map(str.encode, texts),
-                    repeat(b"\n"),
-                    map(_ZPL, first),
-                    map(_ZPL, second),
-                    map(_ZPL, third),
-                    repeat(b"\n"),
-                ),
+        out = list(  # the parts of each text, joined with the whole stream
+            zip(
+                repeat(b"^FX"),
+                map(str.encode, texts),
+                repeat(b"\n"),
+                map(_ZPL, first),
+                map(_ZPL, second),
+                map(_ZPL, third),
+                repeat(b"\n"),
             )
         )
         # unknown runs (width infinite), or a line too long or too close to the width
         for i in compress(count(), map((slot.max_em - _CLOSE).__le__, map(_EM, third))):
             first[i] = second[i] = third[i] = _MISSING
-            out[i] = self._one(slot, texts[i], used)
+            out[i] = (self._one(slot, texts[i], used),)
         self.used += (first, second, third, used)
         return out
 
@@ -576,7 +610,7 @@ class _Stream:
             parts += at.placed_lines(slot, text, used)
             return b"".join(parts)
         px, lines = at.lines(slot, text)
-        if len(lines) == 1 and px == slot.px:  # one line at the box's size: by steps
+        if len(lines) == 1 and (px, lines[0][2]) == (slot.px, slot.y):  # as one line
             origin = (px, slot.y)
             step: _Step | None = None
             for piece in _RUN_RE.findall(text):
@@ -591,26 +625,30 @@ class _Stream:
             parts += (placed.zpl, b"\n")
         return b"".join(parts)
 
-    def _tails(self, datas: list[LabelData]) -> Iterator[bytes]:
+    def _tails(self, datas: list[LabelData]) -> Iterator[tuple[bytes]]:
         """Tracking number (printer font), Code 128 and QR code: the printer draws them."""
         numbers = list(map(attrgetter("tracking_number"), datas))
-        xs = map(self.bar_x.__getitem__, map(code128_width, numbers))
+        shapes = map(str.translate, numbers, repeat(_DIGITS_AS_ZERO))
+        xs = map(self.bar_x.__getitem__, map(_CODE128_WIDTH.__getitem__, shapes))
         tails = map(
             self.tail.__mod__,
             zip(numbers, xs, numbers, map(attrgetter("qr_token"), datas), strict=True),
         )
-        return map(str.encode, tails)
+        return zip(map(str.encode, tails))
 
     def render(self, datas: list[LabelData]) -> bytes:
-        whole, whole_of, by_runs = self._whole, self._whole_of, self._by_runs
+        whole, two_of, by_runs = self._whole, self._two_of, self._by_runs
 
         def column(name: str) -> Iterator[Any]:
             return map(attrgetter(name), datas)
 
         phones = list(column("recipient_phone"))
         columns = [
-            whole(Field.SORT_CODE, column("sort_code")),
-            whole_of(Field.STATION, column("station"), station_text),
+            two_of(
+                (Field.SORT_CODE, Field.STATION),
+                zip(column("sort_code"), column("station"), strict=True),
+                _destination,
+            ),
             whole(Field.RECIPIENT_NAME, column("recipient_name")),
             whole(Field.RECIPIENT_PHONE, map(phone_number_text, phones)),
             whole(Field.RECIPIENT_EXTENSION, map(extension_text, phones)),
@@ -618,12 +656,11 @@ class _Stream:
             whole(Field.SENDER_NAME, column("sender_name")),
             whole(Field.SENDER_PHONE, column("sender_phone")),
             by_runs(Field.SENDER_ADDRESS, column("sender_address")),
-            whole_of(
-                Field.CONTENTS,
-                zip(column("category"), column("weight_g"), strict=True),
+            two_of(
+                (Field.CONTENTS, Field.PRINTED_AT),
+                zip(column("category"), column("weight_g"), column("printed_at"), strict=True),
                 _contents,
             ),
-            whole_of(Field.PRINTED_AT, column("printed_at"), printed_text),
         ]
         stored = self.at.stored_format()
         # the glyphs of every text placed, each once, in a fixed order: the stream is
@@ -635,7 +672,10 @@ class _Stream:
             chain(
                 map(_definition, glyphs),
                 (stored.zpl,),
-                chain.from_iterable(zip(repeat(self.head), *columns, self._tails(datas))),
+                # each label: its head, the parts of each field, its tail
+                chain.from_iterable(
+                    chain.from_iterable(zip(repeat((self.head,)), *columns, self._tails(datas)))
+                ),
             )
         )
 
