@@ -96,3 +96,26 @@ def test_bench_reports_a_settled_glyph_cache() -> None:
     assert result["zpl_labels_per_s"] > 0 and result["zpl_bytes_per_label"] > 0
     assert result["zpl_warmup_labels"] >= 40
     assert isinstance(result["zpl_new_glyphs"], int) and result["zpl_new_glyphs"] >= 0
+
+
+def test_the_address_shortcut_splits_as_the_runs_do() -> None:
+    from waybillguard.adapters.labels.zpl import _ADDRESS, _RUN_RE
+
+    datas = labels.synthetic_label_data(300, seed=81)
+    texts = [d.recipient_address for d in datas] + [d.sender_address for d in datas]
+    texts += [
+        "中山市场路****",
+        "广东省深圳市****",
+        "北京市朝阳区**",
+        "中山路12号****",
+        "",
+        "A区B路*",
+    ]
+    shaped = 0
+    for text in texts:
+        match = _ADDRESS.fullmatch(text)
+        assert match is not None
+        if match.group(1) is not None:
+            shaped += 1
+            assert list(match.groups()) == _RUN_RE.findall(text), text
+    assert shaped >= 600

@@ -48,7 +48,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, compress, count, repeat
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any, Final, TypeVar
 
 from waybillguard.adapters.labels.codes import code128_width
@@ -237,9 +237,12 @@ _MISSING: Final = _Step(b"", (), float("nan"), float("inf"))  # a run not placed
 _END_X: Final = attrgetter("end_x")
 _EM: Final = attrgetter("em")
 # An address of the usual shape, split as _RUN_RE splits it: the division names up to
-# the last 省/市/区/县…, the street, the mask.
-_ADDRESS: Final = re.compile(r"([^0-9*]*[省市区县旗州盟：:])([^0-9*省市区县旗州盟：:]+)(\*+)")
-_UNSHAPED: Final = ("", "", "")  # never a run: its look-ups miss
+# the last 省/市/区/县…, the street, the mask; any other text matches as (None, None,
+# None), never a run, so its look-ups miss.
+_ADDRESS: Final = re.compile(
+    r"([^0-9*]*[省市区县旗州盟：:])([^0-9*省市区县旗州盟：:]+)(\*+)|(?s:.*)"
+)
+_GROUPS: Final = methodcaller("groups")
 
 # Sums of advances taken run by run and character by character may differ in their
 # last bits; a text this close to its box's width is measured character by character,
@@ -578,7 +581,7 @@ class _Stream:
             out: list[tuple[bytes, ...]] = [(self._one(slot, text, used),) for text in texts]
             self.used.append(used)
             return out
-        shaped = [m.groups() if m else _UNSHAPED for m in map(_ADDRESS.fullmatch, texts)]
+        shaped = map(_GROUPS, map(_ADDRESS.fullmatch, texts))
         divisions, streets, masks = zip(*shaped, strict=True)
         get, missing = slot.first.get, repeat(_MISSING)
         first = list(map(get, zip(divisions, repeat(x0)), missing))
