@@ -104,6 +104,31 @@ def test_station_staff_only_own_station(net: Network) -> None:
     assert purpose.decision.rule == "station_clerk.purpose"
 
 
+def test_closed_waybills_only_for_a_while(net: Network) -> None:
+    """Station staff and partners reveal a closed waybill only for `closed_days` after it
+    closed (30 for clerks, 90 for managers and partners by default): the archive of
+    delivered parcels is what insiders harvest."""
+    app = net.app
+    number = net.s1_numbers[1]
+    net.advance(number, "delivered")
+    now = datetime.now(UTC)
+    clerk, manager = net.caller("clerk1"), net.caller("manager1")
+    day29, day31 = now + timedelta(days=29), now + timedelta(days=31)
+    assert reveal.reveal(app, clerk, number, "recipient.phone", "claim", now=day29).allowed
+    late = reveal.reveal(app, clerk, number, "recipient.phone", "claim", now=day31)
+    assert not late.allowed and late.decision.rule == "station_clerk.closed"
+    assert late.fields == {}
+    explained = reveal.explain(app, clerk.principal, number, "recipient.phone", "claim", now=day31)
+    assert explained["rule"] == "station_clerk.closed"
+    assert reveal.reveal(app, manager, number, "recipient.phone", "claim", now=day31).allowed
+    day91 = now + timedelta(days=91)
+    old = reveal.reveal(app, manager, number, "recipient.phone", "claim", now=day91)
+    assert old.decision.rule == "station_manager.closed"
+    # An open waybill has no such limit.
+    open_number = net.s1_numbers[2]
+    assert reveal.reveal(app, clerk, open_number, "recipient.phone", "claim", now=day91).allowed
+
+
 def test_customer_service_ticket_binds_waybill_and_party(net: Network) -> None:
     app = net.app
     a, b = net.numbers[0], net.numbers[1]

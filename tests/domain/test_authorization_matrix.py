@@ -804,3 +804,31 @@ def test_purposes_parse() -> None:
         "legal:L1",
     }
     assert parse_purpose("ticket:T1") == Purpose(PurposeKind.TICKET, "T1")
+
+
+@pytest.mark.parametrize(
+    ("role", "closed_ago", "expected"),
+    [
+        (Role.STATION_CLERK, None, Effect.ALLOW),  # still open: no limit
+        (Role.STATION_CLERK, timedelta(days=30), Effect.ALLOW),
+        (Role.STATION_CLERK, timedelta(days=30, seconds=1), Effect.DENY),
+        (Role.STATION_MANAGER, timedelta(days=90), Effect.ALLOW),
+        (Role.STATION_MANAGER, timedelta(days=90, seconds=1), Effect.DENY),
+        (Role.PARTNER, timedelta(days=89), Effect.ALLOW),
+        (Role.PARTNER, timedelta(days=400), Effect.DENY),
+    ],
+)
+def test_closed_waybills_only_within_closed_days(
+    role: Role, closed_ago: timedelta | None, expected: Effect
+) -> None:
+    facts = facts_with(
+        facts_for(OWN, Status.DELIVERED if closed_ago else Status.IN_TRANSIT),
+        closed_at=NOW - closed_ago if closed_ago else None,
+    )
+    field = "recipient.address"
+    decision = decide_reveal(
+        POLICY, principal_for(role), facts, request_for(role, frozenset({field})), NOW, used={}
+    )
+    assert decision.effect is expected
+    if expected is Effect.DENY:
+        assert decision.rule == f"{role.value}.closed"

@@ -696,6 +696,16 @@ def test_default_policy_parses() -> None:
             id="negative-grace",
         ),
         pytest.param(
+            edited("closed_days = 30", "closed_days = 0"),
+            "roles.station_clerk.closed_days",
+            id="closed-days-zero",
+        ),
+        pytest.param(
+            edited("closed_days = 30", 'closed_days = "30"'),
+            "roles.station_clerk.closed_days",
+            id="closed-days-not-a-number",
+        ),
+        pytest.param(
             edited(
                 'purposes = ["legal"]\nbreak_glass = true', 'purposes = ["legal"]\nbreak_glass = 1'
             ),

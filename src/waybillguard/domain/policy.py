@@ -59,6 +59,9 @@ class RolePolicy:
     statuses: frozenset[Status] = frozenset()  # empty: any status
     grace: timedelta = timedelta(0)
     break_glass: bool = False
+    # How long after a waybill closed (delivered, returned, cancelled) it may still be
+    # revealed; None: no limit. Closed waybills are what insiders harvest in bulk.
+    closed_limit: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,8 @@ class WaybillFacts:
     # When the waybill last left out_for_delivery (None while still out or never out).
     delivery_ended_at: datetime | None = None
     shredded: bool = False
+    # When it reached a final status (None while open, or when not looked up).
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +260,8 @@ def _check_scope(
                 f"{name}.not_own_station",
                 "运单不属于本网点 / waybill neither originates at nor is destined to your station",
             )
-        status = _check_status(role, facts)
-        return status or Decision(Effect.ALLOW, f"{name}.own_station", "本网点运单 / own station")
+        refused = _check_status(role, facts) or _check_closed(role, facts, now)
+        return refused or Decision(Effect.ALLOW, f"{name}.own_station", "本网点运单 / own station")
     if role.scope is Scope.TICKET:
         return _check_ticket(name, facts, request, ticket)
     if role.scope is Scope.MERCHANT:
@@ -268,7 +273,8 @@ def _check_scope(
                 f"{name}.contract.{outside[0]}",
                 f"合同未包含 {outside[0]} / your contract does not list {outside[0]}",
             )
-        return Decision(Effect.ALLOW, f"{name}.own_shipment", "本商户运单 / own shipment")
+        closed = _check_closed(role, facts, now)
+        return closed or Decision(Effect.ALLOW, f"{name}.own_shipment", "本商户运单 / own shipment")
     return _deny(f"{name}.no_reveal", "该角色无权查看明文 / this role reveals nothing")
 
 
@@ -276,6 +282,17 @@ def _check_status(role: RolePolicy, facts: WaybillFacts) -> Decision | None:
     if role.statuses and facts.status not in role.statuses:
         return _deny(f"{role.role.value}.status", "运单状态不允许查看 / not in an allowed status")
     return None
+
+
+def _check_closed(role: RolePolicy, facts: WaybillFacts, now: datetime) -> Decision | None:
+    limit, closed = role.closed_limit, facts.closed_at
+    if limit is None or closed is None or now - closed <= limit:
+        return None
+    days = limit.days
+    return _deny(
+        f"{role.role.value}.closed",
+        f"运单已完结超过 {days} 天 / the waybill closed more than {days} days ago",
+    )
 
 
 def _in_delivery_window(role: RolePolicy, facts: WaybillFacts, now: datetime) -> bool:
@@ -429,7 +446,16 @@ def decide_view(policy: Policy, principal: Principal, facts: WaybillFacts) -> De
 # -- parsing -----------------------------------------------------------------------------
 _TOP_KEYS: Final = frozenset({"version", "settings", "roles", "grades"})
 _ROLE_KEYS: Final = frozenset(
-    {"scope", "purposes", "fields", "view", "statuses", "grace_minutes", "break_glass"}
+    {
+        "scope",
+        "purposes",
+        "fields",
+        "view",
+        "statuses",
+        "grace_minutes",
+        "break_glass",
+        "closed_days",
+    }
 )
 _SETTING_MAX: Final = {
     "step_up_valid_minutes": 24 * 60,
@@ -572,6 +598,12 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
         raise FieldError(f"{where}.fields", f"unknown field {bad[0]}")
     statuses = _parse_enum_list(Status, data.get("statuses", []), f"{where}.statuses")
     grace = _whole(data.get("grace_minutes", 0), f"{where}.grace_minutes", 0, 7 * 24 * 60)
+    closed_days = data.get("closed_days")
+    closed_limit = (
+        None
+        if closed_days is None
+        else timedelta(days=_whole(closed_days, f"{where}.closed_days", 1, 3650))
+    )
     break_glass = data.get("break_glass", False)
     if not isinstance(break_glass, bool):
         raise FieldError(f"{where}.break_glass", "must be true or false")
@@ -590,6 +622,7 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
         statuses=frozenset(statuses),
         grace=timedelta(minutes=grace),
         break_glass=break_glass,
+        closed_limit=closed_limit,
     )
 
 

@@ -172,7 +172,8 @@ def reveal(
         fresh_mfa=caller.mfa_fresh(now, policy.step_up_valid),
     )
     store = policy_admin.access_store(app)
-    courier_like = policy.roles[caller.principal.role].scope is Scope.ASSIGNED
+    role = policy.roles[caller.principal.role]
+    courier_like = role.scope is Scope.ASSIGNED
     sealed: SealedParts | None = None
     with store.hot_write() as conn:
         if tracking_number is None:
@@ -185,6 +186,7 @@ def reveal(
                 tracking_number,
                 sorted(wanted),
                 delivery_end=courier_like,
+                closed_end=role.closed_limit is not None,
             )
             principal = _with_state(caller.principal, context.state)
             facts, sealed = context.facts, context.sealed

@@ -30,7 +30,7 @@ from waybillguard.adapters.db.access_tables import (
 )
 from waybillguard.adapters.db.engine import KeptConnection, is_sqlite
 from waybillguard.adapters.db.tables import CT_COLUMNS, station_coverage, waybill_events, waybills
-from waybillguard.domain.lifecycle import Status
+from waybillguard.domain.lifecycle import TERMINAL, Status
 from waybillguard.domain.policy import TicketFacts, WaybillFacts
 from waybillguard.domain.quota import WINDOW_SECONDS, Window
 
@@ -215,6 +215,7 @@ class AccessStore:
         fields: Sequence[str],
         *,
         delivery_end: bool,
+        closed_end: bool = False,
     ) -> RevealContext:
         """Everything one reveal needs, read under the principal's lock: its state, the
         waybill's routing facts and the sealed fields wanted (so the decryption after
@@ -240,6 +241,7 @@ class AccessStore:
             return RevealContext(state, None, None)
         status = Status(row[1])
         ended = self._delivery_ended_at(conn, row[0], status) if delivery_end else None
+        closed = self._closed_at(conn, row[0], status) if closed_end else None
         facts = WaybillFacts(
             tracking_number=tracking_number,
             status=status,
@@ -249,6 +251,7 @@ class AccessStore:
             assigned_courier=row[6],
             delivery_ended_at=ended,
             shredded=row[3] is not None,
+            closed_at=closed,
         )
         sealed = SealedParts(
             uid=bytes(row[9]),
@@ -295,6 +298,7 @@ class AccessStore:
             assigned_courier=row[6],
             delivery_ended_at=self._delivery_ended_at(conn, row[0], status),
             shredded=row[3] is not None,
+            closed_at=self._closed_at(conn, row[0], status),
         )
 
     def _delivery_ended_at(
@@ -311,6 +315,20 @@ class AccessStore:
         if len(last_two) == 2 and last_two[1][0] == Status.OUT_FOR_DELIVERY.value:
             return _aware(last_two[0][1])
         return None
+
+    def _closed_at(self, conn: Connection, waybill_id: int, status: Status) -> datetime | None:
+        """When a closed waybill took its final status: its last event."""
+        if status not in TERMINAL:
+            return None
+        last = self._row(
+            conn,
+            "SELECT at FROM waybill_events WHERE waybill_id = ? ORDER BY id DESC LIMIT 1",
+            [waybill_id],
+        )
+        if last is None:
+            return None
+        at = last[0]
+        return _aware(at if isinstance(at, datetime) else datetime.fromisoformat(at))
 
     # -- assignments -----------------------------------------------------------------------
     def assign(
