@@ -9,15 +9,4 @@ PII_FIELDS = tuple(f"{role}.{attr}" for role in ROLES for attr in PII_ATTRIBUTES
 
 # The fields of one order as read from an import file, in the order rows carry them
 # between processes (`OrderValidator.validate_values`).
-ORDER_FIELDS = (
-    "order_ref",
-    "merchant",
-    "sender.name",
-    "sender.phone",
-    "sender.address",
-    "recipient.name",
-    "recipient.phone",
-    "recipient.address",
-    "parcel.weight_g",
-    "parcel.category",
-)
+ORDER_FIELDS = ("order_ref", "merchant", *PII_FIELDS, "parcel.weight_g", "parcel.category")

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 
-from waybillguard.domain.fields import ORDER_FIELDS
+from waybillguard.domain.fields import ORDER_FIELDS, PII_FIELDS
 
 __all__ = [
     "FIELDS",
@@ -54,15 +54,7 @@ __all__ = [
 FIELDS: Final = ORDER_FIELDS
 
 # Columns a CSV file must have; merchant and parcel details are optional.
-REQUIRED_CSV_FIELDS: Final = (
-    "order_ref",
-    "sender.name",
-    "sender.phone",
-    "sender.address",
-    "recipient.name",
-    "recipient.phone",
-    "recipient.address",
-)
+REQUIRED_CSV_FIELDS: Final = ("order_ref", *PII_FIELDS)
 
 _SNIFF_BYTES: Final = 64 * 1024
 _MAX_BLOCK: Final = 1024 * 1024
