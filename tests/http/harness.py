@@ -111,10 +111,15 @@ def _cmdline(pid: int) -> str:
 
 
 def start_server(
-    settings: Settings, log_path: Path, workers: int = 1, timeout: float = 90
+    settings: Settings,
+    log_path: Path,
+    workers: int = 1,
+    timeout: float = 90,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAYBILLGUARD_", "PROMETHEUS"))}
+    env.update(extra_env or {})
     env["WAYBILLGUARD_HOME"] = str(settings.home)
     env["WAYBILLGUARD_DATABASE_URL"] = settings.database_url
     log = log_path.open("wb")

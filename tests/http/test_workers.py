@@ -178,3 +178,19 @@ def test_kill_9_worker_under_load_loses_nothing(server3: Server, seeded: Seeded)
         assert missing == []
         assert [n for n in created if app.store.get(n) is None] == []
         assert audit.verify(app, workers=1).ok
+
+
+def test_metrics_directory_removed_on_shutdown(
+    seeded: Seeded, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A multi-worker server makes its own Prometheus multiprocess directory and removes
+    it when it stops (SIGTERM), so restarts do not pile up directories in /tmp."""
+    tmp = tmp_path_factory.mktemp("server-tmp")
+    log = tmp / "server2.log"
+    srv = start_server(seeded.settings, log, workers=2, extra_env={"TMPDIR": str(tmp)})
+    try:
+        made = list(tmp.glob("wg-metrics-*"))
+        assert len(made) == 1 and made[0].is_dir()
+    finally:
+        assert srv.stop() == 0
+    assert not list(tmp.glob("wg-metrics-*"))

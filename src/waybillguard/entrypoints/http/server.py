@@ -15,6 +15,7 @@ finish (up to `GRACEFUL_SECONDS`), then each worker closes its database connecti
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -132,14 +133,19 @@ def serve(
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
     os.environ[HOME_ENV] = str(settings.home)
+    owned = None  # a metrics directory this server made, and so removes when it stops
     if not os.environ.get(MULTIPROC_ENV):
-        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="wg-metrics-")
-    uvicorn.run(
-        "waybillguard.entrypoints.http.server:factory",
-        factory=True,
-        workers=chosen.workers,
-        **common,  # type: ignore[arg-type]
-    )
+        owned = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="wg-metrics-")
+    try:
+        uvicorn.run(
+            "waybillguard.entrypoints.http.server:factory",
+            factory=True,
+            workers=chosen.workers,
+            **common,  # type: ignore[arg-type]
+        )
+    finally:
+        if owned is not None:
+            shutil.rmtree(owned, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
