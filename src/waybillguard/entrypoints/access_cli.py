@@ -31,9 +31,10 @@ from rich.table import Table
 
 from waybillguard.config import Settings
 from waybillguard.domain.errors import FieldError
-from waybillguard.domain.identity import ROLE_LABELS, Principal, Role
+from waybillguard.domain.identity import ROLE_LABELS, Role
 from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_json, fail, open_home, out
 from waybillguard.entrypoints.common import settings_for as _settings
+from waybillguard.entrypoints.identity_json import principal_json, unit_summary_json
 from waybillguard.entrypoints.session_file import (
     SessionFileError,
     clear_token,
@@ -155,24 +156,6 @@ def _role(role: Role) -> str:
     return f"{ROLE_LABELS[role][0]} {role.value}"
 
 
-def _principal_json(p: Principal) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "username": p.username,
-        "kind": p.kind.value,
-        "role": p.role.value,
-        "unit": p.unit,
-        "unit_path": list(p.unit_path),
-        "grade": p.grade,
-        "state": p.state.value,
-    }
-    if p.role is Role.COURIER:
-        data["device_bound"] = p.device_id is not None
-    if p.merchant is not None:
-        data["merchant"] = p.merchant
-        data["fields"] = sorted(p.contract_fields)
-    return data
-
-
 def _one_grade(positional: int | None, option: int | None, as_json: bool) -> int:
     if (positional is None) == (option is None):
         fail("grade: give the new grade once (set-grade USER N, or --grade N)", 2, as_json=as_json)
@@ -239,21 +222,7 @@ def units_list(home: HomeOpt = None, json: JsonOpt = False) -> None:
     with open_home(home) as application, _errors(json):
         found = identities.list_units(application)
     if json:
-        emit_json(
-            [
-                {
-                    "code": s.unit.code,
-                    "kind": s.unit.kind.value,
-                    "name": s.unit.name,
-                    "parent": s.unit.parent,
-                    "franchise": s.unit.franchise,
-                    "disabled": s.unit.disabled,
-                    "covers": list(s.covers),
-                    "members": s.members,
-                }
-                for s in found
-            ]
-        )
+        emit_json([unit_summary_json(s) for s in found])
         return
     table = Table(
         "代码 code",
@@ -352,7 +321,7 @@ def users_list(
     with open_home(home) as application, _errors(json):
         found = identities.list_users(application, unit=unit, role=role)
     if json:
-        emit_json([_principal_json(p) for p in found])
+        emit_json([principal_json(p) for p in found])
         return
     table = Table("用户 user", "角色 role", "单位 unit", "等级 grade", "状态 state")
     for p in found:
@@ -377,7 +346,7 @@ def users_disable(
     with open_home(home) as application, _errors(json):
         actor, _ = acting(application, json)
         principal = identities.disable_user(application, actor, username, reason=reason)
-    _done(json, _principal_json(principal), f"已停用 / disabled: {principal.username}")
+    _done(json, principal_json(principal), f"已停用 / disabled: {principal.username}")
 
 
 @users_app.command("enable")
@@ -388,7 +357,7 @@ def users_enable(
     with open_home(home) as application, _errors(json):
         actor, _ = acting(application, json)
         principal = identities.enable_user(application, actor, username)
-    _done(json, _principal_json(principal), f"已启用 / enabled: {principal.username}")
+    _done(json, principal_json(principal), f"已启用 / enabled: {principal.username}")
 
 
 @users_app.command("set-grade")
@@ -406,7 +375,7 @@ def users_set_grade(
         principal = identities.set_grade(application, actor, username, new_grade)
     _done(
         json,
-        _principal_json(principal),
+        principal_json(principal),
         f"已调整等级 / grade set: {principal.username} → {principal.grade}",
     )
 
@@ -456,7 +425,7 @@ def users_bind_device(
     with open_home(home) as application, _errors(json):
         actor, _ = acting(application, json)
         principal = identities.bind_device(application, actor, username, chosen)
-    _done(json, _principal_json(principal), f"已登记设备 / device bound: {principal.username}")
+    _done(json, principal_json(principal), f"已登记设备 / device bound: {principal.username}")
 
 
 # -- partner clients -------------------------------------------------------------------------
@@ -499,7 +468,7 @@ def clients_list(
     with open_home(home) as application, _errors(json):
         found = identities.list_clients(application, unit=unit)
     if json:
-        emit_json([_principal_json(p) for p in found])
+        emit_json([principal_json(p) for p in found])
         return
     table = Table("客户端 client", "单位 unit", "商家 merchant", "字段 fields", "状态 state")
     for p in found:
@@ -524,7 +493,7 @@ def clients_disable(
     with open_home(home) as application, _errors(json):
         actor, _ = acting(application, json)
         principal = identities.disable_client(application, actor, client_id, reason=reason)
-    _done(json, _principal_json(principal), f"已停用 / disabled: {principal.username}")
+    _done(json, principal_json(principal), f"已停用 / disabled: {principal.username}")
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -628,7 +597,7 @@ def whoami(home: HomeOpt = None, json: JsonOpt = False) -> None:
             fail(exc.message, 1, as_json=json)
     principal = context.principal
     data = {
-        **_principal_json(principal),
+        **principal_json(principal),
         "session": context.session_id_hash_hex_prefix,
         "expires_at": context.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mfa_at": context.mfa_at.strftime("%Y-%m-%dT%H:%M:%SZ") if context.mfa_at else None,

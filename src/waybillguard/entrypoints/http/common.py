@@ -9,7 +9,6 @@ import orjson
 from fastapi import Query
 from fastapi.responses import JSONResponse
 
-from waybillguard.domain.identity import Principal, Role
 from waybillguard.entrypoints.http.schemas import ErrorBody
 
 API_PREFIX: Final = "/api/v1"
@@ -53,21 +52,3 @@ def page_of(items: Sequence[Any], limit: int, after: int) -> dict[str, Any]:
     chunk = list(items[after : after + limit])
     more = after + limit < len(items)
     return {"items": chunk, "next": after + limit if more else None}
-
-
-def principal_json(p: Principal) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "username": p.username,
-        "kind": p.kind.value,
-        "role": p.role.value,
-        "unit": p.unit,
-        "unit_path": list(p.unit_path),
-        "grade": p.grade,
-        "state": p.state.value,
-    }
-    if p.role is Role.COURIER:
-        data["device_bound"] = p.device_id is not None
-    if p.merchant is not None:
-        data["merchant"] = p.merchant
-        data["fields"] = sorted(p.contract_fields)
-    return data

@@ -14,7 +14,6 @@ from waybillguard.entrypoints.http.common import (
     AfterQuery,
     LimitQuery,
     page_of,
-    principal_json,
 )
 from waybillguard.entrypoints.http.deps import AppDep, CallerDep, require
 from waybillguard.entrypoints.http.errors import ApiError
@@ -30,6 +29,7 @@ from waybillguard.entrypoints.http.schemas import (
     UnitIn,
     UserIn,
 )
+from waybillguard.entrypoints.identity_json import principal_json, unit_summary_json
 from waybillguard.services import alerts, identities, policy_admin, reveal
 from waybillguard.services.caller import Caller
 
@@ -55,19 +55,7 @@ def list_units(
     app: AppDep, caller: CallerDep, limit: int = LimitQuery, after: int = AfterQuery
 ) -> dict[str, Any]:
     _admin(caller)
-    rows = [
-        {
-            "code": s.unit.code,
-            "kind": s.unit.kind.value,
-            "name": s.unit.name,
-            "parent": s.unit.parent,
-            "franchise": s.unit.franchise,
-            "disabled": s.unit.disabled,
-            "covers": list(s.covers),
-            "members": s.members,
-        }
-        for s in identities.list_units(app)
-    ]
+    rows = [unit_summary_json(s) for s in identities.list_units(app)]
     return page_of(rows, limit, after)
 
 

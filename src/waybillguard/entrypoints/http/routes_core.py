@@ -15,7 +15,6 @@ from waybillguard.entrypoints.http.common import (
     JsonResponse,
     LimitQuery,
     page_of,
-    principal_json,
 )
 from waybillguard.entrypoints.http.deps import (
     SESSION_CACHE,
@@ -45,6 +44,7 @@ from waybillguard.entrypoints.http.schemas import (
     TokenIn,
     WaybillIn,
 )
+from waybillguard.entrypoints.identity_json import principal_json
 from waybillguard.services import (
     auth,
     browse,
