@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from waybillguard.domain.errors import FieldError
+from waybillguard.domain.slot_setters import slot_setters
 
 __all__ = ["COMPOUND_SURNAMES", "PersonName", "mask_name", "parse_name"]
 
@@ -168,11 +169,7 @@ def _make_name(value: str, script: Literal["han", "latin"], surname: str) -> Per
     return name
 
 
-_SET_VALUE, _SET_SCRIPT, _SET_SURNAME = (
-    getattr(PersonName, f.name).__set__ for f in fields(PersonName)
-)
-if tuple(f.name for f in fields(PersonName)) != ("value", "script", "surname"):  # pragma: no cover
-    raise RuntimeError("_make_name is out of date with PersonName")
+_SET_VALUE, _SET_SCRIPT, _SET_SURNAME = slot_setters(PersonName, ("value", "script", "surname"))
 
 
 def parse_name(raw: str, field: str) -> PersonName:

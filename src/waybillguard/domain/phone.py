@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import phonenumbers
@@ -31,6 +31,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 
 from waybillguard.domain.errors import FieldError
+from waybillguard.domain.slot_setters import slot_setters
 
 __all__ = ["Phone", "mask_phone", "parse_phone"]
 
@@ -195,9 +196,7 @@ class Phone:
         return f"+{_COUNTRY_CODE}{nsn}"
 
 
-_SET_NATIONAL, _SET_KIND, _SET_AREA_CODE = (getattr(Phone, f.name).__set__ for f in fields(Phone))
-if tuple(f.name for f in fields(Phone)) != ("national", "kind", "area_code"):  # pragma: no cover
-    raise RuntimeError("_make_phone is out of date with Phone")
+_SET_NATIONAL, _SET_KIND, _SET_AREA_CODE = slot_setters(Phone, ("national", "kind", "area_code"))
 
 
 def _make_phone(national: str, kind: Literal["mobile", "landline"], area_code: str) -> Phone:
