@@ -64,8 +64,25 @@
     el.className = isError ? "flash error" : "flash";
     el.hidden = !text;
   }
+  function fieldLabel(name) { return TABLE["field." + name] ? t("field." + name) : name; }
+  /* Where a malformed request went wrong, from the API's `problems` (location and a
+   * reason code; never the value sent). */
+  function problemList(problems) {
+    return (problems || []).slice(0, 5).map(function (p) {
+      var parts = String(p.location || "").split(".");
+      if (parts[0] === "body") { parts.shift(); }
+      var where = parts.length ? fieldLabel(parts[0]) + (parts.length > 1 ? " #" + parts.slice(1).join(".") : "") : "";
+      var why = TABLE["reason." + p.reason] ? t("reason." + p.reason) : String(p.reason || "");
+      return where ? where + "：" + why : why;
+    });
+  }
   function problem(data, status) {
-    if (data && data.error && data.error.message) { return data.error.message; }
+    if (data && data.error && data.error.message) {
+      var err = data.error;
+      var text = err.field && TABLE["field." + err.field] ? t("field." + err.field) + " · " + err.message : err.message;
+      var where = problemList(err.problems);
+      return where.length ? text + " — " + where.join("；") : text;
+    }
     if (data && data.message) { return data.message + (data.rule ? " (" + data.rule + ")" : ""); }
     if (data && data.announcement) { return data.announcement; }
     if (data && typeof data.detail === "string") { return data.detail; }
@@ -546,32 +563,274 @@
   }
 
   // -- administrator ---------------------------------------------------------------------------
-  function adminPage() {
+  /* Units, users and the policy, each change through the API (which validates, audits and
+   * answers with its own error). The one-time TOTP secret of a new user or a reset lives
+   * only in the DOM of #secret-box until it is closed: never in a URL, storage or log. */
+  function adminPage(session) {
     var checked = null;
-    api("GET", API + "/users?limit=500").then(function (r) {
-      if (!r.ok) { fail(r); return; }
-      fillTable("users", (r.data.items || []).map(function (u) {
-        var grade = el("select", { "aria-label": u.username });
-        for (var g = 0; g <= 9; g++) {
-          var o = el("option", { value: String(g), text: String(g) });
-          if (g === u.grade) { o.selected = true; }
-          grade.appendChild(o);
-        }
-        var set = button("admin.set_grade", function (b) {
-          api("POST", API + "/users/" + encodeURIComponent(u.username) + "/grade", { grade: Number(grade.value) }).then(function (x) {
-            b.disabled = false;
-            if (!x.ok) { fail(x); } else { flash(t("common.done") + "：" + u.username + " → " + x.data.grade, false); }
+    var users = {};
+    var current = null;  // the username open in the management panel
+    function field(form, name) { return form.elements.namedItem(name); }
+    function say(id, text, ok) {
+      var s = document.getElementById(id);
+      s.className = "status " + (ok ? "ok" : "bad");
+      s.textContent = text;
+    }
+    function clearInvalid(form) {
+      form.querySelectorAll(".invalid").forEach(function (n) { n.classList.remove("invalid"); n.removeAttribute("aria-invalid"); });
+    }
+    /* Mark the input the API's error names (its `field`, or the first malformed location). */
+    function markInvalid(form, data) {
+      var err = (data && data.error) || {};
+      var name = err.field;
+      if (!name && err.problems && err.problems.length) {
+        var parts = String(err.problems[0].location || "").split(".");
+        name = parts[0] === "body" ? parts[1] : parts[0];
+      }
+      var input = name ? field(form, name) : null;
+      if (input && input.classList) {
+        input.classList.add("invalid");
+        input.setAttribute("aria-invalid", "true");
+      }
+    }
+    function busy(form, on) { form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = on; }); }
+    function passwordsDiffer(form, statusId) {
+      if (field(form, "password").value === field(form, "password_again").value) { return false; }
+      field(form, "password_again").classList.add("invalid");
+      say(statusId, t("admin.password_mismatch"), false);
+      return true;
+    }
+    function clearPasswords(form) { field(form, "password").value = ""; field(form, "password_again").value = ""; }
+
+    // The enrolment secret, exactly as the API returned it.
+    var secretBox = document.getElementById("secret-box");
+    function closeSecret() {
+      document.getElementById("secret-value").textContent = "";
+      document.getElementById("secret-uri").textContent = "";
+      document.getElementById("secret-user").textContent = "";
+      secretBox.hidden = true;
+    }
+    function showSecret(username, secret) {
+      closeSecret();
+      if (!secret) { return; }
+      document.getElementById("secret-user").textContent = username;
+      document.getElementById("secret-value").textContent = secret;
+      document.getElementById("secret-uri").textContent = "otpauth://totp/waybillguard:" + encodeURIComponent(username) +
+        "?secret=" + secret + "&issuer=waybillguard&digits=6&period=30";
+      secretBox.hidden = false;
+      secretBox.scrollIntoView({ block: "nearest" });
+    }
+    document.getElementById("secret-close").addEventListener("click", closeSecret);
+
+    // -- units --
+    function coversText(list) {
+      list = list || [];
+      return list.slice(0, 4).join(", ") + (list.length > 4 ? " …(+" + (list.length - 4) + ")" : "");
+    }
+    function loadUnits() {
+      return api("GET", API + "/units?limit=500").then(function (r) {
+        if (!r.ok) { fail(r); return; }
+        var items = r.data.items || [];
+        var codes = document.getElementById("unit-codes");
+        while (codes.firstChild) { codes.removeChild(codes.firstChild); }
+        items.forEach(function (u) { if (!u.disabled) { codes.appendChild(el("option", { value: u.code, label: u.name })); } });
+        fillTable("units", items.map(function (u) {
+          var actions = el("td");
+          if (!u.disabled && u.code !== session.unit) {  // the API refuses one's own unit
+            actions.appendChild(button("admin.disable", function (b) {
+              if (!window.confirm(u.code + "：" + t("admin.confirm_disable_unit"))) { b.disabled = false; return; }
+              api("POST", API + "/units/" + encodeURIComponent(u.code) + "/disable").then(function (x) {
+                b.disabled = false;
+                if (!x.ok) { say("units-status", problem(x.data, x.status), false); return; }
+                say("units-status", t("admin.unit_disabled") + "：" + x.data.code, true);
+                loadUnits(); loadUsers();
+              });
+            }));
+          }
+          var kind = t("kind." + u.kind) + (u.franchise ? " · " + t("admin.franchise") : "");
+          var state = u.disabled ? "disabled" : "active";
+          return el("tr", { "data-unit": u.code }, [td(u.code), td(kind), td(u.name), td(u.parent), td(coversText(u.covers)), td(u.members), td(t("state." + state), "state-" + state), actions]);
+        }));
+      });
+    }
+    var unitForm = document.getElementById("unit-form");
+    function kindChanged() {
+      var station = field(unitForm, "kind").value === "station";
+      field(unitForm, "covers").disabled = !station;
+      field(unitForm, "franchise").disabled = !station;
+    }
+    field(unitForm, "kind").addEventListener("change", kindChanged);
+    unitForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearInvalid(unitForm);
+      var kind = field(unitForm, "kind").value;
+      var payload = { code: field(unitForm, "code").value.trim(), kind: kind, name: field(unitForm, "name").value.trim() };
+      var parent = field(unitForm, "parent").value.trim();
+      if (parent) { payload.parent = parent; }
+      if (kind === "station") {
+        var covers = field(unitForm, "covers").value.split(/[\s,，、;；]+/).filter(Boolean);
+        if (covers.length) { payload.covers = covers; }
+        if (field(unitForm, "franchise").checked) { payload.franchise = true; }
+      }
+      busy(unitForm, true);
+      api("POST", API + "/units", payload).then(function (r) {
+        busy(unitForm, false);
+        if (!r.ok) { markInvalid(unitForm, r.data); say("unit-status", problem(r.data, r.status), false); return; }
+        say("unit-status", t("admin.unit_added") + "：" + r.data.code, true);
+        unitForm.reset();
+        kindChanged();
+        loadUnits();
+      });
+    });
+    kindChanged();
+
+    // -- users --
+    function loadUsers() {
+      return api("GET", API + "/users?limit=500").then(function (r) {
+        if (!r.ok) { fail(r); return; }
+        users = {};
+        fillTable("users", (r.data.items || []).map(function (u) {
+          users[u.username] = u;
+          var grade = el("select", { "aria-label": u.username, name: "grade" });
+          for (var g = 0; g <= 9; g++) {
+            var o = el("option", { value: String(g), text: String(g) });
+            if (g === u.grade) { o.selected = true; }
+            grade.appendChild(o);
+          }
+          var set = button("admin.set_grade", function (b) {
+            api("POST", API + "/users/" + encodeURIComponent(u.username) + "/grade", { grade: Number(grade.value) }).then(function (x) {
+              b.disabled = false;
+              if (!x.ok) { say("users-status", problem(x.data, x.status), false); return; }
+              say("users-status", t("admin.grade_set") + "：" + u.username + " → " + x.data.grade, true);
+              loadUsers();
+            });
           });
-        });
-        return el("tr", {}, [td(u.username), td(t("role." + u.role)), td(u.unit), td(u.state), el("td", {}, [grade, set])]);
-      }));
+          var manage = button("admin.manage", function (b) { b.disabled = false; openPanel(u.username); });
+          return el("tr", { "data-user": u.username }, [td(u.username), td(t("role." + u.role)), td(u.unit), td(t("state." + u.state), "state-" + u.state), el("td", { class: "grade" }, [grade, set]), el("td", {}, [manage])]);
+        }));
+        if (current) { openPanel(current, true); }
+      });
+    }
+    var userForm = document.getElementById("user-form");
+    function roleChanged() { document.getElementById("user-device-label").hidden = field(userForm, "role").value !== "courier"; }
+    field(userForm, "role").addEventListener("change", roleChanged);
+    roleChanged();
+    userForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearInvalid(userForm);
+      if (passwordsDiffer(userForm, "user-status")) { return; }
+      var role = field(userForm, "role").value;
+      var payload = {
+        username: field(userForm, "username").value.trim(),
+        role: role,
+        unit: field(userForm, "unit").value.trim(),
+        password: field(userForm, "password").value
+      };
+      var grade = field(userForm, "grade");
+      if (grade.validity && grade.validity.badInput) {
+        // A number input reads "" for text it cannot parse: that is not "the role's default".
+        grade.classList.add("invalid");
+        say("user-status", fieldLabel("grade") + "：" + t("reason.int_parsing"), false);
+        return;
+      }
+      // Sent as typed, even out of 0-9: the API says what is wrong with it.
+      if (grade.value !== "") { payload.grade = Number(grade.value); }
+      var device = field(userForm, "device").value.trim();
+      if (role === "courier" && device) { payload.device = device; }
+      busy(userForm, true);
+      api("POST", API + "/users", payload).then(function (r) {
+        busy(userForm, false);
+        if (!r.ok) { markInvalid(userForm, r.data); say("user-status", problem(r.data, r.status), false); return; }
+        clearPasswords(userForm);
+        say("user-status", t("admin.user_added") + "：" + r.data.username + (r.data.totp_secret ? "" : " · " + t("admin.no_totp")), true);
+        showSecret(r.data.username, r.data.totp_secret);
+        userForm.reset();
+        roleChanged();
+        loadUsers();
+        loadUnits();
+      });
     });
-    api("GET", API + "/units?limit=500").then(function (r) {
-      if (!r.ok) { fail(r); return; }
-      fillTable("units", (r.data.items || []).map(function (u) {
-        return el("tr", {}, [td(u.code), td(u.kind + (u.franchise ? "（加盟）" : "")), td(u.name), td(u.parent), td(u.members)]);
-      }));
+
+    // -- one user: disable / enable, password, device --
+    var panel = document.getElementById("user-panel");
+    var disableForm = document.getElementById("disable-form");
+    var passwordForm = document.getElementById("password-form");
+    var deviceForm = document.getElementById("device-form");
+    function openPanel(username, keepStatus) {
+      var u = users[username];
+      if (!u) { panel.hidden = true; current = null; return; }
+      if (current !== username) {
+        disableForm.reset(); passwordForm.reset(); deviceForm.reset();
+        [disableForm, passwordForm, deviceForm].forEach(clearInvalid);
+      }
+      current = username;
+      if (!keepStatus) { document.getElementById("panel-status").textContent = ""; }
+      document.getElementById("panel-user").textContent = u.username;
+      document.getElementById("panel-state").textContent = t("state." + u.state);
+      disableForm.hidden = u.state !== "active";
+      document.getElementById("enable-row").hidden = u.state === "active";
+      document.getElementById("reset-totp-label").hidden = u.role === "courier";
+      deviceForm.hidden = u.role !== "courier";
+      document.querySelectorAll("#users tr.selected").forEach(function (r) { r.classList.remove("selected"); });
+      var row = document.querySelector("#users tr[data-user='" + u.username + "']");
+      if (row) { row.classList.add("selected"); }
+      panel.hidden = false;
+      if (!keepStatus) { panel.scrollIntoView({ block: "nearest" }); }
+    }
+    function userPath(suffix) { return API + "/users/" + encodeURIComponent(current) + suffix; }
+    function panelResult(form, r, doneKey) {
+      if (form) { busy(form, false); }
+      if (!r.ok) {
+        if (form) { markInvalid(form, r.data); }
+        say("panel-status", problem(r.data, r.status), false);
+        return false;
+      }
+      say("panel-status", t(doneKey) + "：" + r.data.username, true);
+      loadUsers();
+      return true;
+    }
+    disableForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearInvalid(disableForm);
+      var reason = field(disableForm, "reason").value.trim();
+      busy(disableForm, true);
+      api("POST", userPath("/disable"), reason ? { reason: reason } : {}).then(function (r) {
+        if (panelResult(disableForm, r, "admin.disabled_done")) { disableForm.reset(); }
+      });
     });
+    document.getElementById("enable-submit").addEventListener("click", function () {
+      api("POST", userPath("/enable")).then(function (r) { panelResult(null, r, "admin.enabled_done"); });
+    });
+    passwordForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearInvalid(passwordForm);
+      if (passwordsDiffer(passwordForm, "panel-status")) { return; }
+      var payload = { password: field(passwordForm, "password").value };
+      if (field(passwordForm, "reset_totp").checked && users[current].role !== "courier") { payload.reset_totp = true; }
+      busy(passwordForm, true);
+      var who = current;
+      api("POST", userPath("/password"), payload).then(function (r) {
+        clearPasswords(passwordForm);
+        if (!panelResult(passwordForm, r, "admin.password_reset")) { return; }
+        passwordForm.reset();
+        showSecret(who, r.data.totp_secret);
+      });
+    });
+    deviceForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearInvalid(deviceForm);
+      busy(deviceForm, true);
+      api("POST", userPath("/device"), { device: field(deviceForm, "device").value.trim() }).then(function (r) {
+        if (panelResult(deviceForm, r, "admin.device_bound")) { deviceForm.reset(); }
+      });
+    });
+    document.getElementById("panel-close").addEventListener("click", function () {
+      panel.hidden = true;
+      current = null;
+      document.querySelectorAll("#users tr.selected").forEach(function (r) { r.classList.remove("selected"); });
+    });
+
+    // -- policy --
     var text = document.getElementById("policy-text");
     var applyBtn = document.getElementById("policy-apply");
     var status = document.getElementById("policy-status");
@@ -603,6 +862,9 @@
         loadPolicy();
       });
     });
+    document.addEventListener("wg:lang", function () { loadUsers(); loadUnits(); });
+    loadUsers();
+    loadUnits();
     loadPolicy();
   }
 
