@@ -511,3 +511,35 @@ def test_admin_bad_input_shows_the_error_and_stores_nothing(console: Console, vi
     assert page.locator("#units tr[data-unit='S8']").count() == 0
     assert_no_pii(console, visit)
     assert_clean_urls(console, visit)
+
+
+def test_admin_adds_courier_then_binds_the_device(
+    console: Console, visit: Visit, browser: Browser
+) -> None:
+    page = visit.page
+    resume(console, visit, "admin1", "admin")
+    expect(page.locator("#user-device-label")).to_be_hidden()
+    page.select_option("#user-role", "courier")
+    expect(page.locator("#user-device-label")).to_be_visible()
+    add_user_form(page, "courier9", "courier", "S2")
+    # Couriers have no TOTP: nothing to show once, and the page says how they log in.
+    expect(page.locator("#user-status.ok")).to_contain_text("快递员在登记的设备上登录")
+    expect(page.locator("#secret-box")).to_be_hidden()
+    row = user_row(page, "courier9")
+    expect(row).to_contain_text("快递员")
+    with open_visit(browser) as courier:
+        submit_login(console, courier, "courier9", NEW_PASSWORD)
+        expect(courier.page.locator("#flash.error")).to_contain_text("未登记设备")
+
+        row.get_by_role("button", name="管理").click()
+        expect(page.locator("#device-form")).to_be_visible()
+        expect(page.locator("#reset-totp-label")).to_be_hidden()
+        page.fill("#bind-device", "dev-courier9")
+        page.click("#device-submit")
+        expect(page.locator("#panel-status.ok")).to_contain_text("已登记设备")
+        status, stored = call_api(page, "GET", "/api/v1/users/courier9")
+        assert (status, stored["device_bound"]) == (200, True)
+
+        login(console, courier, "courier9", NEW_PASSWORD)
+        assert courier.page.url.endswith("/console/courier")
+    assert_clean_urls(console, visit)
