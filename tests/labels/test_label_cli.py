@@ -4,6 +4,7 @@ the label's phone line, codes decode from the rasterised PDF, nothing personal l
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -82,3 +83,34 @@ def test_label_printing_is_scoped_for_logged_in_users(tmp_path: Path) -> None:
     run_cli("logout", home=home, check=True)
     assert run_cli("label", other["tracking_number"], "--out", str(tmp_path / "d.pdf"),
                    home=home).returncode == 0  # fmt: skip
+
+
+def test_a_large_zpl_batch_on_two_processes(tmp_path: Path) -> None:
+    """`label --processes 2`: a batch over the pool threshold is rendered by two
+    processes into one stream: every label, in order, every recalled glyph defined."""
+    home = tmp_path / "home"
+    data = tmp_path / "o.jsonl"
+    for args in (("init",), ("synth", "--count", "2100", "--seed", "9", "--out", str(data)),
+                 ("import", str(data)),
+                 ("numbers", "pool", "add", "17000001234", "--extensions", "3000")):  # fmt: skip
+        run_cli(*args, home=home, check=True)
+    numbers = [w["tracking_number"] for w in json.loads(
+        run_cli("list", "--limit", "2100", "--json", home=home, check=True).stdout)]  # fmt: skip
+    assert len(numbers) == 2100
+    wanted = tmp_path / "numbers.txt"
+    wanted.write_text("\n".join(numbers) + "\n", encoding="utf-8")
+    zpl = tmp_path / "batch.zpl"
+    bad = run_cli("label", "--from", str(wanted), "--format", "zpl", "--processes", "0",
+                  "--out", str(zpl), home=home)  # fmt: skip
+    assert bad.returncode == 2 and "--processes" in bad.stderr
+    assert not zpl.exists()
+    run_cli("label", "--from", str(wanted), "--format", "zpl", "--processes", "2",
+            "--out", str(zpl), home=home, check=True, timeout=600)  # fmt: skip
+    body = zpl.read_text(encoding="utf-8")
+    printed = re.findall(r"\^BCN,[^\^]*\^FD([A-Z0-9]+)\^FS", body)
+    assert printed == numbers
+    defined = set(re.findall(r"~DGR:(\w+)\.GRF", body))
+    recalled = set(re.findall(r"\^XGR:(\w+)\.GRF", body))
+    assert recalled and recalled <= defined
+    needles = set().union(*(row_pii(r) for r in seeded_rows(data)))
+    assert scan_bytes(body.encode("utf-8"), needles) == []

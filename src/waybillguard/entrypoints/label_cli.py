@@ -11,6 +11,7 @@ is written, nothing audited); 2 usage or configuration error.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +24,8 @@ from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_json, emit_re
 from waybillguard.entrypoints.common import open_home as _open
 from waybillguard.services import labels, virtual_numbers
 from waybillguard.services.waybills import WaybillNotFound
+
+MAX_PROCESSES = 4  # ZPL render processes a batch may use
 
 
 class LabelFormat(StrEnum):
@@ -78,6 +81,14 @@ def label_command(
             "--from", help="File with one tracking number per line (batch).", dir_okay=False
         ),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            help="ZPL: processes rendering a batch of 2,000+ labels (1: this one only; "
+            "a one-off batch pays ~1 s to start the others).",
+        ),
+    ] = 1,
     home: HomeOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -94,8 +105,11 @@ def label_command(
         fail("give tracking numbers or --from FILE", 2, as_json=json)
     if len(wanted) > labels.MAX_BATCH:
         fail(f"at most {labels.MAX_BATCH:,} labels per batch", 2, as_json=json)
+    if not 1 <= processes <= MAX_PROCESSES:
+        fail(f"--processes must be 1 to {MAX_PROCESSES}", 2, as_json=json)
     target = out or Path("labels" if format is LabelFormat.png else f"labels.{format.value}")
-    with _open(home) as application:
+    pool = labels.ZplPool(processes - 1) if format is LabelFormat.zpl and processes > 1 else None
+    with _open(home) as application, pool or nullcontext():
         actor, context = acting(application, json)
         try:
             if context is not None:
@@ -110,6 +124,7 @@ def label_command(
                 target,
                 int(dpi.value),
                 actor=actor,
+                zpl_pool=pool,
             )
         except WaybillNotFound as exc:
             fail(str(exc), 1, as_json=json)

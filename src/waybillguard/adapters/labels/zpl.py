@@ -44,8 +44,9 @@ defines the glyphs it uses again, so a stream never depends on an earlier one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from itertools import chain, compress, count, repeat
 from operator import attrgetter, methodcaller
@@ -628,67 +629,103 @@ class _Stream:
             parts += (placed.zpl, b"\n")
         return b"".join(parts)
 
-    def _tails(self, datas: list[LabelData]) -> Iterator[tuple[bytes]]:
+    def _tails(self, columns: Columns) -> Iterator[tuple[bytes]]:
         """Tracking number (printer font), Code 128 and QR code: the printer draws them."""
-        numbers = list(map(attrgetter("tracking_number"), datas))
+        numbers = columns["tracking_number"]
         shapes = map(str.translate, numbers, repeat(_DIGITS_AS_ZERO))
         xs = map(self.bar_x.__getitem__, map(_CODE128_WIDTH.__getitem__, shapes))
         tails = map(
             self.tail.__mod__,
-            zip(numbers, xs, numbers, map(attrgetter("qr_token"), datas), strict=True),
+            zip(numbers, xs, numbers, columns["qr_token"], strict=True),
         )
         return zip(map(str.encode, tails))
 
-    def render(self, datas: list[LabelData]) -> bytes:
+    def labels(self, columns: Columns) -> tuple[Iterator[bytes], set[_Glyph]]:
+        """The labels' ZPL, one ``^XA…^XZ`` each in order (as parts, to be joined once
+        with the rest of the stream), and every glyph they recall."""
         whole, two_of, by_runs = self._whole, self._two_of, self._by_runs
-
-        def column(name: str) -> Iterator[Any]:
-            return map(attrgetter(name), datas)
-
-        phones = list(column("recipient_phone"))
-        columns = [
+        phones = columns["recipient_phone"]
+        texts = [
             two_of(
                 (Field.SORT_CODE, Field.STATION),
-                zip(column("sort_code"), column("station"), strict=True),
+                zip(columns["sort_code"], columns["station"], strict=True),
                 _destination,
             ),
-            whole(Field.RECIPIENT_NAME, column("recipient_name")),
+            whole(Field.RECIPIENT_NAME, columns["recipient_name"]),
             whole(Field.RECIPIENT_PHONE, map(phone_number_text, phones)),
             whole(Field.RECIPIENT_EXTENSION, map(extension_text, phones)),
-            by_runs(Field.RECIPIENT_ADDRESS, column("recipient_address")),
-            whole(Field.SENDER_NAME, column("sender_name")),
-            whole(Field.SENDER_PHONE, column("sender_phone")),
-            by_runs(Field.SENDER_ADDRESS, column("sender_address")),
+            by_runs(Field.RECIPIENT_ADDRESS, columns["recipient_address"]),
+            whole(Field.SENDER_NAME, columns["sender_name"]),
+            whole(Field.SENDER_PHONE, columns["sender_phone"]),
+            by_runs(Field.SENDER_ADDRESS, columns["sender_address"]),
             two_of(
                 (Field.CONTENTS, Field.PRINTED_AT),
-                zip(column("category"), column("weight_g"), column("printed_at"), strict=True),
+                zip(columns["category"], columns["weight_g"], columns["printed_at"], strict=True),
                 _contents,
             ),
         ]
-        stored = self.at.stored_format()
-        # the glyphs of every text placed, each once, in a fixed order: the stream is
-        # the same whichever runs were cached when it was made
-        placed = set(chain((stored,), *self.used))
+        placed = set(chain(*self.used))
         inked = set(chain.from_iterable(map(_INKED, placed)))
-        glyphs = sorted(set(chain.from_iterable(map(_GLYPHS_OF, inked))), key=_RANK)
-        return b"".join(
-            chain(
-                map(_definition, glyphs),
-                (stored.zpl,),
-                # each label: its head, the parts of each field, its tail
-                chain.from_iterable(
-                    chain.from_iterable(zip(repeat((self.head,)), *columns, self._tails(datas)))
-                ),
-            )
+        glyphs = set(chain.from_iterable(map(_GLYPHS_OF, inked)))
+        # each label: its head, the parts of each field, its tail
+        parts = chain.from_iterable(
+            chain.from_iterable(zip(repeat((self.head,)), *texts, self._tails(columns)))
         )
+        return parts, glyphs
+
+
+# -- the stream ----------------------------------------------------------------------------
+
+Columns = dict[str, list[Any]]
+COLUMN_NAMES: Final = tuple(f.name for f in dataclass_fields(LabelData))
+_ROW: Final = attrgetter(*COLUMN_NAMES)
+
+
+def columns_of(datas: Sequence[LabelData]) -> Columns:
+    """The labels as columns (each field of every label, in order): how a stream is
+    built, and what a render process is sent."""
+    rows = map(_ROW, datas)  # one C-level call a label, then transposed in C
+    return dict(zip(COLUMN_NAMES, map(list, zip(*rows, strict=True)), strict=True))
+
+
+def label_parts(at: _Layout, columns: Columns) -> tuple[Iterator[bytes], set[_Glyph]]:
+    """The ZPL of the labels in ``columns`` (parts, in order) and the glyphs they recall."""
+    return _Stream(at).labels(columns)
+
+
+def glyph_keys(glyphs: Iterable[_Glyph]) -> list[GlyphKey]:
+    return [glyph.key for glyph in glyphs]
+
+
+def glyphs_of(keys: Iterable[GlyphKey]) -> set[_Glyph]:
+    return set(map(_GLYPHS.__getitem__, keys))
+
+
+def assemble(
+    at: _Layout, bodies: Iterable[Iterable[bytes | memoryview]], glyphs: set[_Glyph]
+) -> bytes:
+    """The whole stream: every glyph the labels and the stored format recall, each
+    defined once in a fixed order (the stream is the same whichever runs were cached
+    when it was made, and however its labels were shared out), the format, the labels."""
+    stored = at.stored_format()
+    glyphs.update(chain.from_iterable(map(_GLYPHS_OF, stored.inked)))
+    definitions = map(_definition, sorted(glyphs, key=_RANK))
+    return b"".join(chain(definitions, (stored.zpl,), chain.from_iterable(bodies)))
+
+
+def layout_at(layout: LabelLayout, dpi: int) -> _Layout:
+    """The layout at a resolution, as ZPL places it (built once per process)."""
+    return _layout_at(layout, dpi)
 
 
 def render_zpl(datas: Iterable[LabelData], layout: LabelLayout, dpi: int = 203) -> bytes:
     """One ZPL stream (UTF-8) for the labels, in order: the graphics they recall, the
-    stored format, then one ``^XA…^XZ`` per label."""
+    stored format, then one ``^XA…^XZ`` per label. (``zpl_pool.ZplPool`` renders a
+    large batch on several cores, to the same bytes.)"""
     at = _layout_at(layout, dpi)
     labels = list(datas)
     if not labels:
         raise ValueError("no labels to render")
     with gc_paused():
-        return _Stream(at).render(labels)
+        parts, glyphs = label_parts(at, columns_of(labels))
+        return assemble(at, (parts,), glyphs)
