@@ -1,0 +1,53 @@
+"""The connection a hot path keeps (reveal, call routing): on SQLite it is opened for that
+purpose with a small page cache, never a pooled connection whose cache's hash table an
+import or a large read has grown (see `KeptConnection`); it commits what it writes."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from waybillguard.adapters.db.engine import HOT_CACHE_KIB, is_sqlite
+from waybillguard.services import policy_admin
+from waybillguard.services.app import App
+
+
+def _raw(conn: object) -> object:
+    return conn.connection.dbapi_connection  # type: ignore[attr-defined]
+
+
+def test_sqlite_kept_connection_is_its_own_with_a_small_cache(app: App) -> None:
+    if not is_sqlite(app.engine):
+        pytest.skip("the page cache in question is SQLite's")
+    store = policy_admin.access_store(app)
+    with app.engine.connect() as pooled:
+        pooled_raw = _raw(pooled)
+        assert pooled.exec_driver_sql("PRAGMA cache_size").scalar_one() != -HOT_CACHE_KIB
+    with store.hot_write() as conn:
+        assert _raw(conn) is not pooled_raw
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -HOT_CACHE_KIB
+        # the pool's other settings still hold on it
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar_one() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        kept = _raw(conn)
+    with store.hot_write() as conn:
+        assert _raw(conn) is kept  # kept between transactions on this thread
+
+
+def test_kept_connection_commits_and_a_failed_one_is_replaced(app: App) -> None:
+    store = policy_admin.access_store(app)
+    with store.hot_write() as conn:
+        conn.execute(text("CREATE TABLE kept_probe (n INTEGER)"))
+        conn.execute(text("INSERT INTO kept_probe VALUES (1)"))
+        first = _raw(conn)
+    with app.engine.connect() as other:  # another connection sees the committed row
+        assert other.execute(text("SELECT count(*) FROM kept_probe")).scalar_one() == 1
+    with pytest.raises(RuntimeError), store.hot_write() as conn:
+        conn.execute(text("INSERT INTO kept_probe VALUES (2)"))
+        raise RuntimeError("fails mid-transaction")
+    with store.hot_write() as conn:
+        assert _raw(conn) is not first  # the failed connection was closed, not reused
+        assert conn.execute(text("SELECT count(*) FROM kept_probe")).scalar_one() == 1
+        if is_sqlite(app.engine):
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -HOT_CACHE_KIB
