@@ -12,7 +12,7 @@ from PIL import Image, ImageChops
 
 from tests.labels.test_render import ZplRaster
 from waybillguard.adapters.labels.glyphs import fit
-from waybillguard.domain.label import Field, LabelData, layout
+from waybillguard.domain.label import Field, LabelData, layout, parse_size
 from waybillguard.services import labels
 from waybillguard.services.labels import render
 
@@ -119,3 +119,40 @@ def test_the_address_shortcut_splits_as_the_runs_do() -> None:
             shaped += 1
             assert list(match.groups()) == _RUN_RE.findall(text), text
     assert shaped >= 600
+
+
+@pytest.mark.parametrize(("size", "dpi"), [("100x180", 203), ("76x130", 300), ("100x150", 203)])
+def test_addresses_wrapped_from_known_runs_are_placed_as_fit_places_them(
+    size: str, dpi: int
+) -> None:
+    """The two-line shortcut (breaks computed from whole-em widths) gives the bytes of
+    placing the text through ``fit``, line by line, for every address it takes: breaks
+    inside the street, right after the divisions, and inside the mask."""
+    from waybillguard.adapters.labels.zpl import _ADDRESS, _MISSING, _layout_at, _Stream
+
+    at = _layout_at(layout(parse_size(size)), dpi)
+    stream = _Stream(at)
+    datas = labels.synthetic_label_data(4000, seed=83)
+    extra = ["新疆维吾尔自治区乌鲁木齐市天山区" + "解放南路" + "*" * n for n in range(1, 12)]
+    extra += ["广东省深圳市南山区" + "科技园中区北环大道" * k + "****" for k in (1, 2, 3)]
+    extra += ["广东省深圳市南山区" + "Ｋ" * 7 + "*" * 9, "广东省深圳市南山区　科技路****"]
+    taken: dict[str, int] = {}
+    for field in (Field.RECIPIENT_ADDRESS, Field.SENDER_ADDRESS):
+        slot = stream.slots[field]
+        texts = [getattr(d, field.value) for d in datas] + extra
+        for text in texts:
+            stream._one(slot, text, [])  # learn the runs, as a batch does
+        for text in texts:
+            shape = _ADDRESS.fullmatch(text).groups()  # type: ignore[union-attr]
+            if shape[0] is None or slot.x is None:
+                continue
+            first = slot.first.get((shape[0], slot.x), _MISSING)
+            fast = stream._two_lines(slot, first, shape, [])
+            if fast is None:
+                continue
+            assert first.zpl + b"".join(fast) == stream._one(slot, text, []), text
+            lines = fit(text, slot.box).lines
+            kind = "mask" if "*" in lines[0] else "street" if lines[0] != shape[0] else "after"
+            taken[kind] = taken.get(kind, 0) + 1
+    assert taken.get("street", 0) >= 100
+    assert taken.get("mask", 0) >= 10

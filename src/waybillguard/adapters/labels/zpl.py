@@ -55,12 +55,14 @@ from typing import Any, Final, TypeVar
 from waybillguard.adapters.labels.codes import code128_width
 from waybillguard.adapters.labels.glyphs import (
     GLYPHS,
+    advance,
     fit,
     gc_paused,
     line_x,
     text_width_em,
 )
 from waybillguard.domain.label import (
+    LINE_HEIGHT,
     Field,
     FittedText,
     LabelData,
@@ -84,6 +86,19 @@ _MM_PER_INCH: Final = 25.4
 _RUN_RE: Final = re.compile(
     r"[0-9]+|\*+|[^0-9*]*[省市区县旗州盟：:](?=[^省市区县旗州盟：:]*$|[^省市区县旗州盟：:]*[0-9*])|[^0-9*]+"
 )
+
+
+class _FullWidth(dict[str, bool]):
+    """Whether every character of a run is one em wide and not a space (remembered)."""
+
+    def __missing__(self, run: str) -> bool:
+        if len(self) >= 200_000:
+            self.clear()
+        full = self[run] = all(advance(ch) == 1.0 and not ch.isspace() for ch in run)
+        return full
+
+
+_full_width: Final = _FullWidth().__getitem__
 
 
 def compress_hex(raw: bytes, row_bytes: int) -> str:
@@ -163,34 +178,28 @@ def _definition(glyph: _Glyph) -> bytes:
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: sets of them are cheap
-class _Inked:
-    """The distinct inked glyphs of a text, shared by every placement of that text."""
-
-    glyphs: tuple[_Glyph, ...]
-
-
-@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity: sets of them are cheap
 class _Placed:
     """ZPL of text placed somewhere, the glyphs it recalls, and where the pen ends."""
 
     zpl: bytes
-    inked: tuple[_Inked, ...]  # of its runs: texts share the inked glyphs of their runs
+    # the inked glyphs it recalls: one set per run text, shared by all its placements
+    glyphs: frozenset[_Glyph]
     end_x: float = 0.0
 
 
 _ZPL: Final = attrgetter("zpl")
-_INKED: Final = attrgetter("inked")
 _GLYPHS_OF: Final = attrgetter("glyphs")
+_NONE: Final[frozenset[_Glyph]] = frozenset()
 _RANK: Final = attrgetter("rank")
 _RUN_CACHE: Final = 200_000
 
 
-class _InkedOf(dict[tuple[str, int, bool], _Inked]):
-    def __missing__(self, key: tuple[str, int, bool]) -> _Inked:
+class _InkedOf(dict[tuple[str, int, bool], frozenset[_Glyph]]):
+    def __missing__(self, key: tuple[str, int, bool]) -> frozenset[_Glyph]:
         text, px, bold = key
         glyphs = _GLYPHS
         inked = (glyphs[ch, px, bold] for ch in text)
-        found = _Inked(tuple(dict.fromkeys(g for g in inked if g.recall is not None)))
+        found = frozenset(g for g in inked if g.recall is not None)
         if len(self) >= _RUN_CACHE:
             self.clear()
         self[key] = found
@@ -215,7 +224,7 @@ class _Runs(dict[tuple[str, int, bool, float, int], _Placed]):
             if glyph.recall is not None:
                 parts.append(b"^FO%d,%d%s" % (round(x) + glyph.dx, y + glyph.dy, glyph.recall))
             x += glyph.advance
-        placed = _Placed(b"".join(parts), (_INKED_OF[text, px, bold],), x)
+        placed = _Placed(b"".join(parts), _INKED_OF[text, px, bold], x)
         if len(self) >= _RUN_CACHE:
             self.clear()
         self[key] = placed
@@ -234,7 +243,7 @@ class _Step(_Placed):
     em: float = 0.0
 
 
-_MISSING: Final = _Step(b"", (), float("nan"), float("inf"))  # a run not placed there yet
+_MISSING: Final = _Step(b"", _NONE, float("nan"), float("inf"))  # a run not placed there yet
 _END_X: Final = attrgetter("end_x")
 _EM: Final = attrgetter("em")
 # An address of the usual shape, split as _RUN_RE splits it: the division names up to
@@ -278,6 +287,9 @@ class _Slot:
     wrapped: dict[tuple[str, int, int], _Placed]  # lines of wrapped texts, by origin
     # pixel size and baselines of wrapped or shrunk texts, by (size, number of lines)
     geometry: dict[tuple[float, int], tuple[int, tuple[int, ...]]]
+    # for a text wrapped onto two lines at the box's size (None if the box cannot hold
+    # two): how many full-width characters the first line takes, the second's origin
+    two_lines: tuple[int, tuple[int, int]] | None = None
 
 
 class _Layout:
@@ -310,7 +322,7 @@ class _Layout:
 
     def _slot(self, box: TextBox) -> _Slot:
         one_line = FittedText(box.size, ("",))
-        return _Slot(
+        slot = _Slot(
             box=box,
             field=box.field,
             px=self.dots(box.size),
@@ -324,6 +336,14 @@ class _Layout:
             wrapped={},
             geometry={},
         )
+        # as fit_text counts the lines a box holds, and _wrap where the first line ends
+        lines_fit = max(1, min(box.max_lines, int((box.rect.h + 1e-6) / (box.size * LINE_HEIGHT))))
+        if slot.x is not None and lines_fit >= 2:
+            two = baselines(box, FittedText(box.size, ("", "")))
+            if round(two[0] * self.scale) == slot.y:
+                n1 = int(0.0 + slot.max_em + 1e-9)
+                slot.two_lines = (n1, (slot.px, round(two[1] * self.scale)))
+        return slot
 
     def step(self, slot: _Slot, origin: tuple[int, int], before: _Step | None, piece: str) -> _Step:
         """The step placing ``piece`` after ``before`` (at the left edge if None) on a
@@ -340,7 +360,7 @@ class _Layout:
             slot.steps.clear()
         run = _RUNS[piece, px, slot.box.bold, x, y]
         em = text_width_em(piece) + (0.0 if before is None else before.em)
-        made = _Step(run.zpl, run.inked, run.end_x, em)
+        made = _Step(run.zpl, run.glyphs, run.end_x, em)
         if one_line:
             slot.first[piece, x] = made
         else:
@@ -361,7 +381,7 @@ class _Layout:
         found = slot.wrapped.get(key)
         if found is None:
             steps = self.steps(slot, origin, line)
-            inked = tuple(dict.fromkeys(chain.from_iterable(map(_INKED, steps))))
+            inked = _NONE.union(*map(_GLYPHS_OF, steps))
             if len(slot.wrapped) >= _RUN_CACHE:
                 slot.wrapped.clear()
             found = slot.wrapped[key] = _Placed(b"".join(map(_ZPL, steps)), inked)
@@ -412,7 +432,7 @@ class _Layout:
             return placed
         used: list[_Placed] = []
         zpl = b"".join([b"^FX", text.encode("utf-8"), b"\n", *self.placed_lines(slot, text, used)])
-        placed = _Placed(zpl, tuple(dict.fromkeys(chain.from_iterable(map(_INKED, used)))))
+        placed = _Placed(zpl, _NONE.union(*map(_GLYPHS_OF, used)))
         if slot.whole:
             if len(slot.cache) >= _FIELD_CACHE:
                 slot.cache.clear()
@@ -443,14 +463,14 @@ class _Layout:
             else:
                 parts.append(f"^FO{x - t // 2},{y}^GB{t},{dots(rule.y2) - y},{t}^FS\n")
         zpl = [part.encode("ascii") for part in parts]
-        used: list[_Inked] = []
+        used: list[frozenset[_Glyph]] = []
         for slot in self.slots:
             if slot.field is None:
                 placed = self.text(slot, slot.box.text)
                 zpl.append(placed.zpl)
-                used += placed.inked
+                used.append(placed.glyphs)
         zpl.append(b"^XZ\n")
-        return _Placed(b"".join(zpl), tuple(dict.fromkeys(used)))
+        return _Placed(b"".join(zpl), _NONE.union(*used))
 
 
 _LAYOUTS: dict[tuple[LabelLayout, int], _Layout] = {}
@@ -531,7 +551,7 @@ class _Stream:
         )
         self.used: list[Iterable[_Placed]] = []  # every placed text, to find the glyphs
 
-    def _whole(self, field: Field, texts: Iterable[str]) -> Iterator[tuple[bytes]]:
+    def _whole(self, field: Field, texts: Iterable[str]) -> list[Iterable[bytes]]:
         """A column of texts that repeat: placed whole, one look-up each."""
         slot = self.slots[field]
         texts = list(texts)
@@ -540,11 +560,11 @@ class _Stream:
             text_of = self.at.text
             placed = [p or text_of(slot, t) for p, t in zip(placed, texts, strict=True)]
         self.used.append(placed)  # type: ignore[arg-type]
-        return zip(map(_ZPL, placed))
+        return [map(_ZPL, placed)]
 
     def _two_of(
         self, fields: tuple[Field, Field], keys: Iterable[K], make: Callable[[K], tuple[str, str]]
-    ) -> Iterator[tuple[bytes]]:
+    ) -> list[Iterable[bytes]]:
         """Two neighbouring fields whose texts are made from keys that repeat (sorting
         code and station; contents and print time): both placed once per key and
         remembered, so a label is one C-level look-up."""
@@ -562,54 +582,110 @@ class _Stream:
                             cache.clear()
                         a, b = make(key)
                         one, two = text(first, a), text(second, b)
-                        found = cache[key] = _Placed(one.zpl + two.zpl, one.inked + two.inked)
+                        found = cache[key] = _Placed(one.zpl + two.zpl, one.glyphs | two.glyphs)
                     placed[i] = found
         self.used.append(placed)  # type: ignore[arg-type]
-        return zip(map(_ZPL, placed))
+        return [map(_ZPL, placed)]
 
-    def _by_runs(self, field: Field, texts: Iterable[str]) -> list[tuple[bytes, ...]]:
-        """A column of texts new on each label (addresses), placed run by run.
+    def _by_runs(self, field: Field, texts: Iterable[str]) -> list[Iterable[bytes]]:
+        """A column of texts new on each label (addresses), placed run by run, as the
+        columns of its parts: the comment (``^FX``, the text, a line break), then four
+        parts of the text's ZPL.
 
         In a left-aligned box, an address of the usual shape (divisions, street, mask)
         whose three runs have been placed at these pen positions before, on one line,
         is three C-level look-ups (column by column: all first runs, then all second
-        runs …); any other text is placed by :meth:`_one`."""
+        runs …, then a line break); any other text is placed by :meth:`_one`, its ZPL
+        the first of the four parts."""
         slot = self.slots[field]
         texts = list(texts)
         used: list[_Placed] = []
+        comment = [repeat(b"^FX"), list(map(str.encode, texts)), repeat(b"\n")]
         x0 = slot.x
         if x0 is None or not texts:
-            out: list[tuple[bytes, ...]] = [(self._one(slot, text, used),) for text in texts]
+            body = [self._one(slot, text, used) for text in texts]
             self.used.append(used)
-            return out
+            return [*comment, body, *repeat(repeat(b""), 3)]
         shaped = map(_GROUPS, map(_ADDRESS.fullmatch, texts))
         divisions, streets, masks = zip(*shaped, strict=True)
         get, missing = slot.first.get, repeat(_MISSING)
         first = list(map(get, zip(divisions, repeat(x0)), missing))
         second = list(map(get, zip(streets, map(_END_X, first), strict=True), missing))
         third = list(map(get, zip(masks, map(_END_X, second), strict=True), missing))
-        out = list(  # the parts of each text, joined with the whole stream
-            zip(
-                repeat(b"^FX"),
-                map(str.encode, texts),
-                repeat(b"\n"),
-                map(_ZPL, first),
-                map(_ZPL, second),
-                map(_ZPL, third),
-                repeat(b"\n"),
-            )
-        )
-        # unknown runs (width infinite), or a line too long or too close to the width
+        parts = [list(map(_ZPL, first)), list(map(_ZPL, second)), list(map(_ZPL, third))]
+        ends = [b"\n"] * len(texts)
+        # unknown runs (width infinite), or a line too long or too close to the width:
+        # on two lines by known runs where it can be (see _two_lines), else by _one
+        two_lines = self._two_lines
         for i in compress(count(), map((slot.max_em - _CLOSE).__le__, map(_EM, third))):
-            first[i] = second[i] = third[i] = _MISSING
-            out[i] = (self._one(slot, texts[i], used),)
+            second[i] = third[i] = _MISSING
+            wrapped = two_lines(slot, first[i], (divisions[i], streets[i], masks[i]), used)
+            if wrapped is None:
+                first[i] = _MISSING
+                parts[0][i] = self._one(slot, texts[i], used)
+                parts[1][i] = parts[2][i] = ends[i] = b""
+            else:
+                parts[1][i], parts[2][i], ends[i] = wrapped
         self.used += (first, second, third, used)
-        return out
+        return [*comment, *parts, ends]
+
+    def _two_lines(
+        self,
+        slot: _Slot,
+        first: _Step,
+        shape: tuple[str | None, str | None, str | None],
+        used: list[_Placed],
+    ) -> tuple[bytes, bytes, bytes] | None:
+        """An address of the usual shape (divisions, street, mask) that ``fit`` wraps
+        onto two lines at the box's own size, after its divisions: the first line is
+        the divisions (the known step ``first``) and what follows of the street and the
+        mask, the second the rest. The parts after the divisions, or None (the text is
+        then placed by :meth:`_one`).
+
+        Where ``fit`` breaks follows from the widths: every character of the divisions
+        and the street is full width, one em (checked, per run), and the mask's
+        characters have a width exact in binary, so these sums are the ones ``fit``
+        makes, to the last bit."""
+        divisions, street, mask = shape
+        wrap = slot.two_lines
+        if wrap is None or divisions is None or street is None or mask is None:
+            return None
+        if first is _MISSING or not (_full_width(divisions) and _full_width(street)):
+            return None
+        n1, origin2 = wrap
+        cut = n1 - len(divisions)  # characters of the street the first line can take
+        if cut < 0:
+            return None
+        if cut < len(street):
+            line1 = [street[:cut]] if cut else []
+            line2 = street[cut:] + mask
+            width = float(n1)  # where the second line starts
+        else:  # the break falls in the mask
+            width, limit, star = float(len(divisions) + len(street)), slot.max_em + 1e-9, 0
+            for ch in mask:
+                if width + advance(ch) > limit:
+                    break
+                width += advance(ch)
+                star += 1
+            if star == len(mask):
+                return None  # it fits on one line: not a wrap
+            line1 = [street, mask[:star]] if star else [street]
+            line2 = mask[star:]
+        if width + text_width_em(line2) > width + slot.max_em + 1e-9:
+            return None  # a third line, or a smaller size
+        at, origin, step, head = self.at, (slot.px, slot.y), first, []
+        for piece in line1:
+            step = at.step(slot, origin, step, piece)
+            head.append(step)
+        tail = at.line(slot, origin2, line2)
+        used += (*head, tail)
+        return b"".join(map(_ZPL, head)), b"\n" + tail.zpl, b"\n"
 
     def _one(self, slot: _Slot, text: str, used: list[_Placed]) -> bytes:
-        """One text of a column placed run by run (see :meth:`_by_runs`)."""
+        """The ZPL of one text of a column (after its comment), placed run by run (see
+        :meth:`_by_runs`)."""
         at = self.at
-        parts = [b"^FX", text.encode("utf-8"), b"\n"]
+        parts: list[bytes] = []
         if slot.x is None:
             parts += at.placed_lines(slot, text, used)
             return b"".join(parts)
@@ -629,7 +705,7 @@ class _Stream:
             parts += (placed.zpl, b"\n")
         return b"".join(parts)
 
-    def _tails(self, columns: Columns) -> Iterator[tuple[bytes]]:
+    def _tails(self, columns: Columns) -> Iterator[bytes]:
         """Tracking number (printer font), Code 128 and QR code: the printer draws them."""
         numbers = columns["tracking_number"]
         shapes = map(str.translate, numbers, repeat(_DIGITS_AS_ZERO))
@@ -638,7 +714,7 @@ class _Stream:
             self.tail.__mod__,
             zip(numbers, xs, numbers, columns["qr_token"], strict=True),
         )
-        return zip(map(str.encode, tails))
+        return map(str.encode, tails)
 
     def labels(self, columns: Columns) -> tuple[Iterator[bytes], set[_Glyph]]:
         """The labels' ZPL, one ``^XA…^XZ`` each in order (as parts, to be joined once
@@ -664,12 +740,11 @@ class _Stream:
                 _contents,
             ),
         ]
-        placed = set(chain(*self.used))
-        inked = set(chain.from_iterable(map(_INKED, placed)))
-        glyphs = set(chain.from_iterable(map(_GLYPHS_OF, inked)))
+        glyphs: set[_Glyph] = set()
+        glyphs.update(*map(_GLYPHS_OF, set(chain(*self.used))))  # distinct placements first
         # each label: its head, the parts of each field, its tail
         parts = chain.from_iterable(
-            chain.from_iterable(zip(repeat((self.head,)), *texts, self._tails(columns)))
+            zip(repeat(self.head), *chain.from_iterable(texts), self._tails(columns))
         )
         return parts, glyphs
 
@@ -678,14 +753,12 @@ class _Stream:
 
 Columns = dict[str, list[Any]]
 COLUMN_NAMES: Final = tuple(f.name for f in dataclass_fields(LabelData))
-_ROW: Final = attrgetter(*COLUMN_NAMES)
 
 
 def columns_of(datas: Sequence[LabelData]) -> Columns:
     """The labels as columns (each field of every label, in order): how a stream is
     built, and what a render process is sent."""
-    rows = map(_ROW, datas)  # one C-level call a label, then transposed in C
-    return dict(zip(COLUMN_NAMES, map(list, zip(*rows, strict=True)), strict=True))
+    return {name: list(map(attrgetter(name), datas)) for name in COLUMN_NAMES}
 
 
 def label_parts(at: _Layout, columns: Columns) -> tuple[Iterator[bytes], set[_Glyph]]:
@@ -708,9 +781,12 @@ def assemble(
     defined once in a fixed order (the stream is the same whichever runs were cached
     when it was made, and however its labels were shared out), the format, the labels."""
     stored = at.stored_format()
-    glyphs.update(chain.from_iterable(map(_GLYPHS_OF, stored.inked)))
+    glyphs.update(stored.glyphs)
     definitions = map(_definition, sorted(glyphs, key=_RANK))
     return b"".join(chain(definitions, (stored.zpl,), chain.from_iterable(bodies)))
+
+
+Layout = _Layout  # as the render pool names it
 
 
 def layout_at(layout: LabelLayout, dpi: int) -> _Layout:

@@ -41,6 +41,7 @@ from typing import Any, Final
 from waybillguard.adapters.labels.glyphs import gc_paused
 from waybillguard.adapters.labels.zpl import (
     Columns,
+    Layout,
     assemble,
     columns_of,
     glyph_keys,
@@ -179,30 +180,37 @@ class ZplPool:
         started = time.thread_time()
         at = layout_at(layout, dpi)  # checks the resolution before anything is sent
         workers = self._started()
+        with gc_paused():  # the collector would walk the render caches again and again
+            zpl, cpu_workers = self._split(at, labels, workers)
+        self.last = PoolStats(len(workers) + 1, time.thread_time() - started, cpu_workers)
+        return zpl
+
+    def _split(
+        self, at: Layout, labels: list[LabelData], workers: list[_Worker]
+    ) -> tuple[bytes, float]:
         columns = columns_of(labels)
         shares = _shares(len(labels), len(workers) + 1)
         sent: list[tuple[_Worker | None, Columns]] = []
         for worker, (start, end) in zip(workers, shares[1:], strict=True):
             part = {name: values[start:end] for name, values in columns.items()}
-            sent.append((self._send(worker, (layout, dpi, part)), part))
+            sent.append((self._send(worker, (at.layout, at.dpi, part)), part))
         start, end = shares[0]
-        with gc_paused():
-            parts, glyphs = label_parts(
-                at, {name: values[start:end] for name, values in columns.items()}
-            )
-            bodies: list[Iterable[bytes | memoryview]] = [parts]
-            cpu_workers = 0.0
-            for target, part in sent:
-                body, cpu = self._receive(target, glyphs) if target else (None, 0.0)
-                if body is None:  # the process failed: render its slice here
-                    more_parts, more = label_parts(at, part)
-                    glyphs |= more
-                    body = b"".join(more_parts)
-                bodies.append((body,))
-                cpu_workers += cpu
-            zpl = assemble(at, bodies, glyphs)
-        self.last = PoolStats(len(shares), time.thread_time() - started, cpu_workers)
-        return zpl
+        parts, glyphs = label_parts(
+            at, {name: values[start:end] for name, values in columns.items()}
+        )
+        # joined now, while the render processes work: what is left after they answer
+        # is one copy of each slice into the stream
+        bodies: list[Iterable[bytes | memoryview]] = [(b"".join(parts),)]
+        cpu_workers = 0.0
+        for target, part in sent:
+            body, cpu = self._receive(target, glyphs) if target else (None, 0.0)
+            if body is None:  # the process failed: render its slice here
+                more_parts, more = label_parts(at, part)
+                glyphs |= more
+                body = b"".join(more_parts)
+            bodies.append((body,))
+            cpu_workers += cpu
+        return assemble(at, bodies, glyphs), cpu_workers
 
     def _started(self) -> list[_Worker]:
         alive = [w for w in self._workers if w.process.is_alive()]
