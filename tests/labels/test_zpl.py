@@ -143,7 +143,9 @@ def test_addresses_wrapped_from_known_runs_are_placed_as_fit_places_them(
         for text in texts:
             stream._one(slot, text, [])  # learn the runs, as a batch does
         for text in texts:
-            shape = _ADDRESS.fullmatch(text).groups()  # type: ignore[union-attr]
+            match = _ADDRESS.fullmatch(text)
+            assert match is not None
+            shape: tuple[str | None, str | None, str | None] = match.group(1, 2, 3)
             if shape[0] is None or slot.x is None:
                 continue
             first = slot.first.get((shape[0], slot.x), _MISSING)
