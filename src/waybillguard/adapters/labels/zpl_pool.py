@@ -57,8 +57,10 @@ from waybillguard.domain.label import LabelData, LabelLayout
 MIN_PARALLEL_LABELS: Final = 2_000
 _STOP_SECONDS: Final = 5.0
 _START_SECONDS: Final = 60.0
-# the share of a batch this process renders, against 1.0 for each render process
-_HERE_WEIGHT: Final = 0.85
+# The share of a batch this process renders, against 1.0 for each render process: a
+# render process also unpickles its slice, joins it and copies it into the mapping,
+# while this process starts on its own as soon as the others have theirs.
+_HERE_WEIGHT: Final = 1.1
 _READY: Final = b"ready"
 # tmpfs; the file is private (mkstemp: 0600, unguessable name) and unlinked at once
 _MEMORY_FOLDER: Final = "/dev/shm"  # noqa: S108
@@ -188,16 +190,13 @@ class ZplPool:
     def _split(
         self, at: Layout, labels: list[LabelData], workers: list[_Worker]
     ) -> tuple[bytes, float]:
-        columns = columns_of(labels)
         shares = _shares(len(labels), len(workers) + 1)
         sent: list[tuple[_Worker | None, Columns]] = []
         for worker, (start, end) in zip(workers, shares[1:], strict=True):
-            part = {name: values[start:end] for name, values in columns.items()}
+            part = columns_of(labels[start:end])  # sent first: they start sooner
             sent.append((self._send(worker, (at.layout, at.dpi, part)), part))
         start, end = shares[0]
-        parts, glyphs = label_parts(
-            at, {name: values[start:end] for name, values in columns.items()}
-        )
+        parts, glyphs = label_parts(at, columns_of(labels[start:end]))
         # joined now, while the render processes work: what is left after they answer
         # is one copy of each slice into the stream
         bodies: list[Iterable[bytes | memoryview]] = [(b"".join(parts),)]
@@ -284,8 +283,8 @@ class ZplPool:
 
 
 def _shares(count: int, parts: int) -> list[tuple[int, int]]:
-    """``parts`` consecutive slices of ``count`` labels: the first, rendered here, a
-    little smaller (this process also sends, collects and assembles), the others even."""
+    """``parts`` consecutive slices of ``count`` labels, the first rendered here
+    (weighted by _HERE_WEIGHT), the others even."""
     weights = list(accumulate([_HERE_WEIGHT] + [1.0] * (parts - 1)))
     ends = [round(count * w / weights[-1]) for w in weights[:-1]] + [count]
     return list(pairwise([0, *ends]))
