@@ -147,7 +147,7 @@ def record_many(app: App, events: Sequence[AuditEvent]) -> list[int]:
 def record_in(app: App, conn: Connection, events: Sequence[AuditEvent]) -> list[int]:
     """Append events inside the caller's write transaction, so the event and the state
     change it describes (a quota charge, a lock) commit together or not at all."""
-    now = _now()
+    now = "" if all(e.at for e in events) else _now()  # a reveal brings its own time
     return _store(app).append(conn, [_pending(e, now) for e in events])
 
 

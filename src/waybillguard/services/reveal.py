@@ -57,6 +57,7 @@ from waybillguard.vault import RevealGrant, SealedRecord
 MAX_REASON = 200
 REVIEW_VALID = timedelta(days=30)  # an account review stays open this long
 MAX_PHONE_MATCHES = 200
+_KNOWN_FIELDS = frozenset(PII_FIELDS)
 
 # Verifies a fresh TOTP code for the caller's session and records it; returns the
 # time the step-up was recorded, or None when the code is wrong or reused.
@@ -110,7 +111,7 @@ def parse_fields(fields: Sequence[str] | str) -> frozenset[str]:
     wanted = frozenset(f.strip() for f in items if f.strip())
     if not wanted:
         raise FieldError("fields", "name at least one field, e.g. recipient.address")
-    unknown = sorted(wanted - set(PII_FIELDS))
+    unknown = sorted(wanted - _KNOWN_FIELDS)
     if unknown:
         raise FieldError("fields", f"unknown field; one of {', '.join(PII_FIELDS)}")
     return wanted
@@ -353,7 +354,9 @@ def _decide_one(
     approval_id: int | None,
 ) -> tuple[Decision, RevealRequest]:
     ticket = _ticket(store, conn, request.purpose)
-    request = replace(request, break_glass=_break_glass(store, conn, policy, principal, now))
+    break_glass = _break_glass(store, conn, policy, principal, now)
+    if break_glass != request.break_glass:  # copying the request costs more than the test
+        request = replace(request, break_glass=break_glass)
     access = check_access(policy, principal, facts, request, now, ticket=ticket)
     if not access.allowed:
         return access, request
@@ -438,18 +441,19 @@ def _commit(
             store, conn, policy, principal, decision, request, numbers[0], now
         )
         detail["approval_request"] = request_id
+    actor = caller.actor  # built on each access
     event = AuditEvent(
         action="reveal",
-        actor=caller.actor.name,
-        role=caller.actor.role,
-        unit=caller.actor.unit,
+        actor=actor.name,
+        role=actor.role,
+        unit=actor.unit,
         decision=decision.effect.value,
         rule=decision.rule[:128],
         purpose=str(request.purpose) if request.purpose else "",
         waybills=tuple(numbers),
         fields=tuple(sorted(request.fields)),
         subject_refs=tuple(subject_refs),
-        client=caller.actor.client,
+        client=actor.client,
         at=format_timestamp(now),
         detail={**detail, "policy": policy.version},
     )

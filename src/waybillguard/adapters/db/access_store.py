@@ -41,6 +41,16 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# The usage query's windows, their spans and its SQL, built once (it runs on every reveal).
+_WINDOWS = tuple(Window)
+_WINDOW_SPANS = tuple(timedelta(seconds=WINDOW_SECONDS[w]) for w in _WINDOWS)
+_USAGE_SQL = (
+    "SELECT "
+    + ", ".join("COALESCE(SUM(CASE WHEN at > ? THEN records ELSE 0 END), 0)" for _ in _WINDOWS)
+    + " FROM quota_charges WHERE principal_id = ? AND at > ?"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalRow:
     id: int
@@ -180,16 +190,9 @@ class AccessStore:
     def usage(self, conn: Connection, principal_id: int, now: datetime) -> dict[Window, int]:
         """Records charged to the principal in each rolling window ending now. (Driver SQL:
         this runs on every reveal, inside the principal's lock.)"""
-        starts = [self._time(now - timedelta(seconds=WINDOW_SECONDS[w])) for w in Window]
-        sums = ", ".join(
-            "COALESCE(SUM(CASE WHEN at > ? THEN records ELSE 0 END), 0)" for _ in Window
-        )
-        row = self._row(
-            conn,
-            f"SELECT {sums} FROM quota_charges WHERE principal_id = ? AND at > ?",
-            [*starts, principal_id, min(starts)],
-        )
-        return {w: int(v) for w, v in zip(Window, row, strict=True)}
+        starts = [self._time(now - span) for span in _WINDOW_SPANS]
+        row = self._row(conn, _USAGE_SQL, [*starts, principal_id, min(starts)])
+        return {w: int(v) for w, v in zip(_WINDOWS, row, strict=True)}
 
     def charge(
         self,

@@ -171,6 +171,13 @@ class AuditStore:
 
     def _insert_pending(self, conn: Connection, rows: list[tuple[bytes]]) -> list[int]:
         if self.sqlite:
+            if len(rows) == 1:  # one event (a reveal): its row id, from the same statement
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.execute("INSERT INTO audit_pending (data) VALUES (?)", rows[0])
+                    return [int(cursor.lastrowid)]
+                finally:
+                    cursor.close()
             # Inside BEGIN IMMEDIATE nobody else inserts, and AUTOINCREMENT hands out
             # consecutive ids: the batch holds last - n + 1 .. last.
             self._run_many(conn, "INSERT INTO audit_pending (data) VALUES (?)", rows)
