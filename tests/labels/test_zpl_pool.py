@@ -118,3 +118,12 @@ def test_no_processes_means_this_one(datas: list[LabelData]) -> None:
         assert pool.render(datas, shape, 203) == render_zpl(datas, shape, 203)
         assert pool.last.processes == 1
         assert not pool._workers
+
+
+def test_the_pool_reports_its_render_processes_warming(datas: list[LabelData]) -> None:
+    shape = layout(parse_size("100x180"))
+    with ZplPool(1) as pool:
+        pool.render(datas, shape, 203)
+        assert pool.last.new_glyphs_workers > 0  # a fresh process renders the font first
+        pool.render(datas, shape, 203)
+        assert pool.last.new_glyphs_workers == 0

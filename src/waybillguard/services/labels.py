@@ -337,7 +337,8 @@ def _bench_zpl(
         known = len(GLYPHS)
         pool.render(synthetic_label_data(batch, seed=seed), shape, 203)
         warmed += batch
-        if seed > 7 and len(GLYPHS) - known < 5:  # settled: < 5 new glyphs in a batch
+        new = len(GLYPHS) - known + pool.last.new_glyphs_workers
+        if seed > 7 and new < 5:  # settled: < 5 new glyphs in a batch, in all processes
             break
     log(f"ZPL glyph cache warmed with {warmed:,} other labels")
     result["zpl_warmup_labels"] = warmed
@@ -353,7 +354,7 @@ def _bench_zpl(
     # CPU of every process that rendered: less noisy under load than the rate
     result["zpl_cpu_us_per_label"] = round((cost.cpu_here + cost.cpu_workers) / len(datas) * 1e6, 1)
     result["zpl_bytes_per_label"] = len(zpl) // len(datas)
-    result["zpl_new_glyphs"] = len(GLYPHS) - known
+    result["zpl_new_glyphs"] = len(GLYPHS) - known + cost.new_glyphs_workers
 
     log("ZPL: one stream, this process alone …")
     others = synthetic_label_data(len(datas), seed=20250302)

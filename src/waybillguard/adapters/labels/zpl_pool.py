@@ -36,11 +36,12 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from waybillguard.adapters.labels.glyphs import gc_paused
+from waybillguard.adapters.labels.glyphs import GLYPHS, gc_paused
 from waybillguard.adapters.labels.zpl import (
     Columns,
+    GlyphKey,
     Layout,
     assemble,
     columns_of,
@@ -89,7 +90,7 @@ def _serve(connection: Connection, buffer_path: str) -> None:
             return
         if not message:
             return
-        started = time.thread_time()
+        started, known = time.thread_time(), len(GLYPHS)
         try:
             layout, dpi, columns = pickle.loads(message)  # noqa: S301 - from our parent only
             at = layout_at(layout, dpi)
@@ -99,12 +100,15 @@ def _serve(connection: Connection, buffer_path: str) -> None:
             fits = len(body) <= len(shared)
             if fits:
                 shared[: len(body)] = body
-            keys = pickle.dumps(
-                (glyph_keys(glyphs), len(body) if fits else -1, time.thread_time() - started),
-                protocol=pickle.HIGHEST_PROTOCOL,
+            reply = _Reply(
+                glyph_keys(glyphs),
+                len(body) if fits else -1,
+                time.thread_time() - started,
+                len(GLYPHS) - known,
             )
-        except Exception as exc:  # reported to the parent, which renders the slice itself
-            connection.send_bytes(pickle.dumps((None, -1, type(exc).__name__)))
+            keys = pickle.dumps(tuple(reply), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # reported to the parent, which renders the slice itself
+            connection.send_bytes(pickle.dumps(tuple(_Reply(None, -1, 0.0, 0))))
             continue
         connection.send_bytes(keys)
         if not fits:
@@ -130,14 +134,25 @@ def _shared_buffer(size: int) -> tuple[str, mmap.mmap]:
         os.close(descriptor)
 
 
+class _Reply(NamedTuple):
+    """A render process's answer to a slice (its ZPL is in the mapping, or follows)."""
+
+    glyph_keys: list[GlyphKey] | None  # None: it failed, the parent renders the slice
+    size: int  # bytes of ZPL in the mapping; -1: they follow through the pipe
+    cpu: float  # seconds of CPU the slice took
+    new_glyphs: int  # glyphs it had to render first (its font cache warming)
+
+
 @dataclass(slots=True)
 class PoolStats:
-    """What the last batch cost: CPU seconds here and in the render processes, and how
-    many processes rendered it (for ``bench labels``)."""
+    """What the last batch cost: how many processes rendered it, CPU seconds here and
+    in the render processes, and how many glyphs the render processes had not met
+    before (for ``bench labels``)."""
 
     processes: int = 1
     cpu_here: float = 0.0
     cpu_workers: float = 0.0
+    new_glyphs_workers: int = 0
 
 
 class ZplPool:
@@ -175,21 +190,23 @@ class ZplPool:
     def _alone(self, labels: list[LabelData], layout: LabelLayout, dpi: int) -> bytes:
         started = time.thread_time()
         zpl = render_zpl(labels, layout, dpi)
-        self.last = PoolStats(1, time.thread_time() - started, 0.0)
+        self.last = PoolStats(1, time.thread_time() - started)
         return zpl
 
     def _shared(self, labels: list[LabelData], layout: LabelLayout, dpi: int) -> bytes:
         started = time.thread_time()
         at = layout_at(layout, dpi)  # checks the resolution before anything is sent
         workers = self._started()
+        stats = PoolStats(len(workers) + 1)
         with gc_paused():  # the collector would walk the render caches again and again
-            zpl, cpu_workers = self._split(at, labels, workers)
-        self.last = PoolStats(len(workers) + 1, time.thread_time() - started, cpu_workers)
+            zpl = self._split(at, labels, workers, stats)
+        stats.cpu_here = time.thread_time() - started
+        self.last = stats
         return zpl
 
     def _split(
-        self, at: Layout, labels: list[LabelData], workers: list[_Worker]
-    ) -> tuple[bytes, float]:
+        self, at: Layout, labels: list[LabelData], workers: list[_Worker], stats: PoolStats
+    ) -> bytes:
         shares = _shares(len(labels), len(workers) + 1)
         sent: list[tuple[_Worker | None, Columns]] = []
         for worker, (start, end) in zip(workers, shares[1:], strict=True):
@@ -200,16 +217,14 @@ class ZplPool:
         # joined now, while the render processes work: what is left after they answer
         # is one copy of each slice into the stream
         bodies: list[Iterable[bytes | memoryview]] = [(b"".join(parts),)]
-        cpu_workers = 0.0
         for target, part in sent:
-            body, cpu = self._receive(target, glyphs) if target else (None, 0.0)
+            body = self._receive(target, glyphs, stats) if target else None
             if body is None:  # the process failed: render its slice here
                 more_parts, more = label_parts(at, part)
                 glyphs |= more
                 body = b"".join(more_parts)
             bodies.append((body,))
-            cpu_workers += cpu
-        return assemble(at, bodies, glyphs), cpu_workers
+        return assemble(at, bodies, glyphs)
 
     def _started(self) -> list[_Worker]:
         alive = [w for w in self._workers if w.process.is_alive()]
@@ -244,20 +259,26 @@ class ZplPool:
         return worker
 
     def _receive(
-        self, worker: _Worker, glyphs: set[Any]
-    ) -> tuple[bytes | memoryview | None, float]:
+        self, worker: _Worker, glyphs: set[Any], stats: PoolStats
+    ) -> bytes | memoryview | None:
         """A slice's ZPL (a view of the shared mapping, valid until the next batch, or
-        bytes from the pipe) and its CPU seconds; None if the process failed."""
+        bytes from the pipe), its glyphs added to ``glyphs``; None if the process
+        failed."""
         try:
-            keys, size, cpu = pickle.loads(worker.connection.recv_bytes())  # noqa: S301
-            if keys is None:
-                return None, 0.0
-            body = worker.connection.recv_bytes() if size < 0 else memoryview(worker.shared)[:size]
+            reply = _Reply(*pickle.loads(worker.connection.recv_bytes()))  # noqa: S301
+            if reply.glyph_keys is None:
+                return None
+            if reply.size < 0:
+                body: bytes | memoryview = worker.connection.recv_bytes()
+            else:
+                body = memoryview(worker.shared)[: reply.size]
         except (EOFError, OSError):
             self._discard(worker)
-            return None, 0.0
-        glyphs |= glyphs_of(keys)
-        return body, float(cpu)
+            return None
+        glyphs |= glyphs_of(reply.glyph_keys)
+        stats.cpu_workers += reply.cpu
+        stats.new_glyphs_workers += reply.new_glyphs
+        return body
 
     def _discard(self, worker: _Worker) -> None:
         """A render process that broke: stopped now, replaced on the next batch."""
