@@ -337,16 +337,22 @@ def format_weight(grams: int) -> str:
 _LINE_PARTS: Final = re.compile(r"(.*)(?:转|-|,|#)([0-9]{1,4})")
 
 
+def phone_line_texts(phone_line: str) -> tuple[str, str]:
+    """The virtual number and the extension of a phone line, as every label shows
+    them: "17012345678-4821" -> ("17012345678", "转4821"); a line without an extension
+    is shown whole, with none."""
+    match = _LINE_PARTS.fullmatch(phone_line.replace(" ", ""))
+    return (match.group(1), "转" + match.group(2)) if match else (phone_line, "")
+
+
 def phone_number_text(phone_line: str) -> str:
     """The virtual number of a phone line: "17012345678转4821" -> "17012345678"."""
-    match = _LINE_PARTS.fullmatch(phone_line.replace(" ", ""))
-    return match.group(1) if match else phone_line
+    return phone_line_texts(phone_line)[0]
 
 
 def extension_text(phone_line: str) -> str:
     """The extension, as every label shows it: "17012345678-4821" -> "转4821"."""
-    match = _LINE_PARTS.fullmatch(phone_line.replace(" ", ""))
-    return "转" + match.group(2) if match else ""
+    return phone_line_texts(phone_line)[1]
 
 
 def station_text(station: str) -> str:

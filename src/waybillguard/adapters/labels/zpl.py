@@ -70,8 +70,7 @@ from waybillguard.domain.label import (
     TextBox,
     baselines,
     contents_text,
-    extension_text,
-    phone_number_text,
+    phone_line_texts,
     printed_text,
     station_text,
 )
@@ -720,7 +719,8 @@ class _Stream:
         """The labels' ZPL, one ``^XA…^XZ`` each in order (as parts, to be joined once
         with the rest of the stream), and every glyph they recall."""
         whole, two_of, by_runs = self._whole, self._two_of, self._by_runs
-        phones = columns["recipient_phone"]
+        phones = list(map(phone_line_texts, columns["recipient_phone"]))
+        numbers, extensions = zip(*phones, strict=True) if phones else ((), ())
         texts = [
             two_of(
                 (Field.SORT_CODE, Field.STATION),
@@ -728,8 +728,8 @@ class _Stream:
                 _destination,
             ),
             whole(Field.RECIPIENT_NAME, columns["recipient_name"]),
-            whole(Field.RECIPIENT_PHONE, map(phone_number_text, phones)),
-            whole(Field.RECIPIENT_EXTENSION, map(extension_text, phones)),
+            whole(Field.RECIPIENT_PHONE, numbers),
+            whole(Field.RECIPIENT_EXTENSION, extensions),
             by_runs(Field.RECIPIENT_ADDRESS, columns["recipient_address"]),
             whole(Field.SENDER_NAME, columns["sender_name"]),
             whole(Field.SENDER_PHONE, columns["sender_phone"]),
