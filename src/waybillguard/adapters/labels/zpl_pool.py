@@ -68,6 +68,7 @@ _MEMORY_FOLDER: Final = "/dev/shm"  # noqa: S108
 # Room for one slice's ZPL (~4.5 KB a label at 203 dpi, more at 300): a larger slice
 # comes back through the pipe instead.
 SHARED_BYTES: Final = 256 << 20
+_IOV_MAX: Final = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024  # per pwritev
 
 
 def default_processes() -> int:
@@ -76,12 +77,29 @@ def default_processes() -> int:
     return max(0, min(3, (cores or 1) - 1))
 
 
+def _write_into(descriptor: int, parts: list[bytes], capacity: int) -> int:
+    """The parts written one after another at the start of the shared file, straight
+    from where they are (``pwritev``: no joined copy first); their size, or -1 if they
+    do not fit or were not all written."""
+    size = sum(map(len, parts))
+    if size > capacity:
+        return -1
+    at = 0
+    for start in range(0, len(parts), _IOV_MAX):
+        batch = parts[start : start + _IOV_MAX]
+        written = os.pwritev(descriptor, batch, at)
+        if written != sum(map(len, batch)):
+            return -1
+        at += written
+    return size
+
+
 def _serve(connection: Connection, buffer_path: str) -> None:
     """A render process: slices in, ZPL and glyph keys out, until told to stop. The
-    ZPL goes into the mapping shared with the parent when it fits (the parent joins it
-    into the stream from there: no copy through the pipe), else down the pipe."""
-    with open(buffer_path, "r+b") as file:
-        shared = mmap.mmap(file.fileno(), 0)
+    ZPL goes into the file mapped by the parent when it fits (the parent joins it into
+    the stream from there: no copy through the pipe), else down the pipe."""
+    descriptor = os.open(buffer_path, os.O_RDWR)
+    capacity = os.fstat(descriptor).st_size
     connection.send_bytes(_READY)
     while True:
         try:
@@ -95,24 +113,19 @@ def _serve(connection: Connection, buffer_path: str) -> None:
             layout, dpi, columns = pickle.loads(message)  # noqa: S301 - from our parent only
             at = layout_at(layout, dpi)
             with gc_paused():
-                parts, glyphs = label_parts(at, columns)
-                body = b"".join(parts)
-            fits = len(body) <= len(shared)
-            if fits:
-                shared[: len(body)] = body
+                lazy, glyphs = label_parts(at, columns)
+                parts = list(lazy)
+                size = _write_into(descriptor, parts, capacity)
             reply = _Reply(
-                glyph_keys(glyphs),
-                len(body) if fits else -1,
-                time.thread_time() - started,
-                len(GLYPHS) - known,
+                glyph_keys(glyphs), size, time.thread_time() - started, len(GLYPHS) - known
             )
             keys = pickle.dumps(tuple(reply), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # reported to the parent, which renders the slice itself
             connection.send_bytes(pickle.dumps(tuple(_Reply(None, -1, 0.0, 0))))
             continue
         connection.send_bytes(keys)
-        if not fits:
-            connection.send_bytes(body)
+        if size < 0:
+            connection.send_bytes(b"".join(parts))
 
 
 @dataclass(slots=True)
@@ -241,7 +254,7 @@ class ZplPool:
             there.close()
             starting.append((path, _Worker(process, here, shared)))
         for path, worker in starting:
-            # the file goes once the process has mapped it: nothing is left behind
+            # the file goes once the process has opened it: nothing is left behind
             ready = worker.connection.poll(_START_SECONDS) and worker.connection.recv_bytes()
             os.unlink(path)
             if ready == _READY:
