@@ -59,8 +59,8 @@ MIN_PARALLEL_LABELS: Final = 2_000
 _STOP_SECONDS: Final = 5.0
 _START_SECONDS: Final = 60.0
 # The share of a batch this process renders, against 1.0 for each render process: a
-# render process also unpickles its slice, joins it and copies it into the mapping,
-# while this process starts on its own as soon as the others have theirs.
+# render process also unpickles its slice and writes it into the shared file, while
+# this process starts on its own slice as soon as the others have theirs.
 _HERE_WEIGHT: Final = 1.1
 _READY: Final = b"ready"
 # tmpfs; the file is private (mkstemp: 0600, unguessable name) and unlinked at once
