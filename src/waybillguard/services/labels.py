@@ -56,10 +56,12 @@ Log = Callable[[str], None]
 
 __all__ = [
     "FORMATS",
+    "IssuedLabels",
     "LabelBatch",
     "LabelRefused",
     "ZplPool",
     "bench_labels",
+    "issue_labels",
     "label_data",
     "render",
     "write_labels",
@@ -218,26 +220,40 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_labels(
+@dataclass(frozen=True, slots=True)
+class IssuedLabels:
+    """A batch issued and audited, not yet written anywhere: ``rendered`` is one PDF
+    or ZPL stream, or one PNG per label in the order of ``tracking_numbers``."""
+
+    count: int
+    format: str
+    size: str
+    dpi: int
+    tracking_numbers: tuple[str, ...]
+    rendered: bytes | tuple[bytes, ...]
+    audit_events: tuple[int, ...]
+
+
+def issue_labels(
     app: App,
     numbers: Sequence[str],
     phone_lines: Sequence[str] | Mapping[str, str],
     fmt: str = "pdf",
     size: LabelSize | str = DEFAULT_SIZE,
-    out: Path = Path("labels.pdf"),
     dpi: int = 203,
     *,
     actor: Actor | None = None,
     token_ttl_days: int = DEFAULT_TOKEN_TTL_DAYS,
     now: datetime | None = None,
     zpl_pool: ZplPool | None = None,
-) -> LabelBatch:
-    """Issue labels for ``numbers`` (in order) and write them: PDF and ZPL to the file
-    ``out``, PNG as ``<tracking number>.png`` into the directory ``out``.
+) -> IssuedLabels:
+    """Issue labels for ``numbers`` (in order): build and render every label, then
+    write the ``label.print`` audit events durably, and only then return the bytes.
 
-    All labels are built and rendered first (any refusal stops the batch before
-    anything is issued), then the ``label.print`` audit events are written durably,
-    then the files. A batch names each waybill once in its events."""
+    Any refusal stops the batch before anything is issued; if an audit write fails
+    the exception propagates and no bytes are returned. A batch names each waybill
+    once in its events. Callers decide where the bytes go (``write_labels``: files;
+    the HTTP API: the response body)."""
     fmt = _check_format(fmt)
     shape_size = parse_size(size)
     dpi = _check_dpi(dpi)
@@ -251,7 +267,7 @@ def write_labels(
         label_data(app, number, line, token_ttl_days=token_ttl_days, now=moment)
         for number, line in zip(numbers, lines, strict=True)
     ]
-    rendered = render(datas, fmt, shape_size, dpi, zpl_pool)
+    rendered = render(datas, fmt, shape_size, dpi, zpl_pool=zpl_pool)
     waybills = [d.tracking_number for d in datas]
     events = tuple(
         emit(
@@ -269,20 +285,62 @@ def write_labels(
         )
         for i in range(0, len(waybills), MAX_WAYBILLS_PER_EVENT)
     )
+    return IssuedLabels(
+        count=len(datas),
+        format=fmt,
+        size=shape_size.value,
+        dpi=dpi,
+        tracking_numbers=tuple(waybills),
+        rendered=tuple(rendered) if isinstance(rendered, list) else rendered,
+        audit_events=events,
+    )
+
+
+def write_labels(
+    app: App,
+    numbers: Sequence[str],
+    phone_lines: Sequence[str] | Mapping[str, str],
+    fmt: str = "pdf",
+    size: LabelSize | str = DEFAULT_SIZE,
+    out: Path = Path("labels.pdf"),
+    dpi: int = 203,
+    *,
+    actor: Actor | None = None,
+    token_ttl_days: int = DEFAULT_TOKEN_TTL_DAYS,
+    now: datetime | None = None,
+    zpl_pool: ZplPool | None = None,
+) -> LabelBatch:
+    """Issue labels for ``numbers`` (in order, :func:`issue_labels`) and write them: PDF
+    and ZPL to the file ``out``, PNG as ``<tracking number>.png`` into the directory
+    ``out``. The audit events are written before any file."""
+    issued = issue_labels(
+        app,
+        numbers,
+        phone_lines,
+        fmt,
+        size,
+        dpi,
+        actor=actor,
+        token_ttl_days=token_ttl_days,
+        now=now,
+        zpl_pool=zpl_pool,
+    )
     out = Path(out)
     paths: list[Path]
-    if isinstance(rendered, list):
+    if isinstance(issued.rendered, tuple):
         out.mkdir(parents=True, exist_ok=True)
         paths = []
-        for data, png in zip(datas, rendered, strict=True):
-            path = out / f"{data.tracking_number}.png"
+        for number, png in zip(issued.tracking_numbers, issued.rendered, strict=True):
+            path = out / f"{number}.png"
             _write_atomically(path, png)
             paths.append(path)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(out, rendered)
+        _write_atomically(out, issued.rendered)
         paths = [out]
-    return LabelBatch(len(datas), fmt, shape_size.value, dpi, tuple(paths), events)
+    return LabelBatch(
+        issued.count, issued.format, issued.size, issued.dpi, tuple(paths), issued.audit_events
+    )
 
 
 # -- benchmark ---------------------------------------------------------------------------

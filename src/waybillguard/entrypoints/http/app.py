@@ -21,7 +21,13 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from waybillguard.config import Settings
-from waybillguard.entrypoints.http import routes_admin, routes_audit, routes_core, routes_review
+from waybillguard.entrypoints.http import (
+    routes_admin,
+    routes_audit,
+    routes_core,
+    routes_labels,
+    routes_review,
+)
 from waybillguard.entrypoints.http.common import API_PREFIX, ERROR_RESPONSES, JsonResponse
 from waybillguard.entrypoints.http.errors import HANDLED, error_body, from_exception
 from waybillguard.entrypoints.http.errors import validation_body as _validation_body
@@ -55,14 +61,11 @@ def thread_count(settings: Settings) -> int:
     return SQLITE_THREADS if settings.uses_embedded_database else SERVER_DB_THREADS
 
 
-# Routers other engineers are writing (labels, courier/telephony). Each module, once
-# it exists, exposes `router: fastapi.APIRouter`; it is mounted under /api/v1 with the
+# Routers other engineers are writing (courier/telephony). Each module, once it
+# exists, exposes `router: fastapi.APIRouter`; it is mounted under /api/v1 with the
 # same error responses. Use `deps.get_app` and `deps.current_caller` for the app and
 # the authenticated caller.
-OPTIONAL_ROUTERS: Final = (
-    "waybillguard.entrypoints.telephony_http",
-    "waybillguard.entrypoints.labels_http",
-)
+OPTIONAL_ROUTERS: Final = ("waybillguard.entrypoints.telephony_http",)
 
 _STATUS_CODES: Final = {
     400: "bad_request",
@@ -135,9 +138,10 @@ def create_app(settings: Settings) -> FastAPI:
         routes_review.router,
         routes_admin.router,
         routes_audit.router,
+        routes_labels.router,
     ):
         api.include_router(router)
-    # --- labels and courier/telephony routers (other engineers) mount here -------------
+    # --- courier/telephony routers (other engineers) mount here ------------------------
     for extra in _optional_routers():
         api.include_router(extra, prefix=API_PREFIX, responses=ERROR_RESPONSES)
         for route in extra.routes:
