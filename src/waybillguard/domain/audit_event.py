@@ -31,6 +31,7 @@ import orjson
 
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.fields import PII_FIELDS
+from waybillguard.domain.identity import Role
 from waybillguard.domain.tracking import parse_tracking_number
 
 __all__ = [
@@ -88,6 +89,27 @@ _PII_FIELD_SET: Final = frozenset(PII_FIELDS)
 # accepts and prints back unchanged), a lowercase hex blind index.
 _WAYBILL_LIST = re.compile(r"[A-Z]{2}[0-9]{13}(?:,[A-Z]{2}[0-9]{13})*")
 _REF_LIST = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})(?:,(?:[0-9a-f]{32}|[0-9a-f]{64}))*")
+
+# Names the vault itself writes on every event (actions, roles, the reveal's detail
+# keys). Each passes the same check as any other name (enforced just below), so a set
+# lookup stands in for the regular expression on the common event; any other value,
+# and any value that is not exactly `str`, still goes through the expression.
+_KNOWN_DOTTED: Final = frozenset(KNOWN_ACTIONS) | frozenset(
+    {
+        "records",
+        "band",
+        "reason_ref",
+        "approval",
+        "review_request",
+        "approval_request",
+        "policy",
+    }
+)
+_KNOWN_ROLES: Final = frozenset(r.value for r in Role) | frozenset({"operator", "system"})
+if not all(len(n) <= MAX_NAME and _NAME.fullmatch(n) for n in _KNOWN_DOTTED) or not all(
+    len(n) <= MAX_NAME and _ROLE.fullmatch(n) for n in _KNOWN_ROLES
+):  # not an assert: it must hold under `python -O` too
+    raise RuntimeError("a known audit name fails its own pattern")
 
 _KEYS: Final = frozenset(
     {
@@ -274,7 +296,15 @@ def check_free_text(name: str, value: str, limit: int = MAX_LONG_TEXT) -> None:
     _check_text(name, value, limit)
 
 
-def _check_name(name: str, value: object, pattern: re.Pattern[str], what: str) -> None:
+def _check_name(
+    name: str,
+    value: object,
+    pattern: re.Pattern[str],
+    what: str,
+    known: frozenset[str] = frozenset(),
+) -> None:
+    if type(value) is str and value in known:  # checked against `pattern` at import
+        return
     if not isinstance(value, str) or len(value) > MAX_NAME or not pattern.fullmatch(value):
         raise FieldError(name, f"must be {what}")
 
@@ -311,8 +341,14 @@ def validate_event(event: AuditEvent) -> None:
     Messages say which attribute failed and why (e.g. ``purpose: looks like a phone
     number``); they never repeat the value.
     """
-    _check_name("action", event.action, _NAME, "a dotted lowercase name such as waybill.show")
-    _check_name("role", event.role, _ROLE, "a lowercase role name such as cs_agent")
+    _check_name(
+        "action",
+        event.action,
+        _NAME,
+        "a dotted lowercase name such as waybill.show",
+        _KNOWN_DOTTED,
+    )
+    _check_name("role", event.role, _ROLE, "a lowercase role name such as cs_agent", _KNOWN_ROLES)
     if not isinstance(event.decision, str) or event.decision not in DECISIONS:
         raise FieldError("decision", "must be one of " + ", ".join(sorted(DECISIONS)))
     actor, unit, rule, purpose, client = (
@@ -378,7 +414,12 @@ def validate_event(event: AuditEvent) -> None:
     if len(event.detail) > MAX_DETAIL:
         raise FieldError("detail", f"has more than {MAX_DETAIL} entries")
     for position, (key, value) in enumerate(event.detail.items()):
-        _check_name(f"detail key #{position}", key, _NAME, "a dotted lowercase name")
+        if type(key) is not str or key not in _KNOWN_DOTTED:
+            _check_name(f"detail key #{position}", key, _NAME, "a dotted lowercase name")
+        if type(value) is int:  # the common case, exactly the range test below
+            if not -MAX_DETAIL_INT < value < MAX_DETAIL_INT:
+                raise FieldError(f"detail.{key}", "integer has too many digits (phone number?)")
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise FieldError(f"detail.{key}", "must be text or an integer")
         if isinstance(value, int):
