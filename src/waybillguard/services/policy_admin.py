@@ -49,6 +49,17 @@ def access_store(app: App) -> AccessStore:
     return store
 
 
+def _cache_key(app: App) -> str:
+    """The policy cache's key for this app's database. Rendering the engine URL costs
+    several microseconds and the reveal path asks on every request; an app's engine
+    never changes, so the rendered text is kept on the app like its access store."""
+    key = app.__dict__.get("_policy_cache_key")
+    if key is None:
+        key = str(app.engine.url)
+        app.__dict__["_policy_cache_key"] = key
+    return key
+
+
 def check(text: str) -> Policy:
     """Validate a policy file (raises FieldError naming the key and the reason)."""
     return parse_policy(text)
@@ -95,13 +106,13 @@ def apply(app: App, actor: Actor, text: str) -> Policy:
                 "previous": current,
             },
         )
-    _cache.pop(str(app.engine.url), None)
+    _cache.pop(_cache_key(app), None)
     return policy
 
 
 def current(app: App) -> Policy:
     """The policy in force (re-checked at most every RELOAD_SECONDS)."""
-    key = str(app.engine.url)
+    key = _cache_key(app)
     now = time.monotonic()
     cached = _cache.get(key)
     if cached is not None and now - cached.checked_at < RELOAD_SECONDS:

@@ -14,6 +14,7 @@ write lock (SQLite) before reading its usage: charge first, then reveal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -107,7 +108,19 @@ class RevealOutcome:
 
 # -- request parsing ------------------------------------------------------------------------
 def parse_fields(fields: Sequence[str] | str) -> frozenset[str]:
-    items = fields.split(",") if isinstance(fields, str) else list(fields)
+    if type(fields) is str:
+        return _parse_field_text(fields)
+    return _parse_field_items(fields.split(",") if isinstance(fields, str) else list(fields))
+
+
+# Requests name the same few field lists over and over; the result is immutable and a
+# pure function of the text, and a list that fails raises (never cached).
+@functools.lru_cache(maxsize=64)
+def _parse_field_text(text: str) -> frozenset[str]:
+    return _parse_field_items(text.split(","))
+
+
+def _parse_field_items(items: list[str]) -> frozenset[str]:
     wanted = frozenset(f.strip() for f in items if f.strip())
     if not wanted:
         raise FieldError("fields", "name at least one field, e.g. recipient.address")
@@ -441,6 +454,7 @@ def _commit(
             store, conn, policy, principal, decision, request, numbers[0], now
         )
         detail["approval_request"] = request_id
+    detail["policy"] = policy.version
     actor = caller.actor  # built on each access
     event = AuditEvent(
         action="reveal",
@@ -455,7 +469,7 @@ def _commit(
         subject_refs=tuple(subject_refs),
         client=actor.client,
         at=format_timestamp(now),
-        detail={**detail, "policy": policy.version},
+        detail=detail,
     )
     [event_id] = audit.record_in(app, conn, [event])
     if decision.effect is Effect.ALLOW:
