@@ -59,7 +59,7 @@ MIN_PARALLEL_LABELS: Final = 2_000
 _STOP_SECONDS: Final = 5.0
 _START_SECONDS: Final = 60.0
 # The share of a batch this process renders, against 1.0 for each render process: a
-# render process also unpickles its slice and writes it into the shared file, while
+# render process also unpickles its slice and copies it into the shared mapping, while
 # this process starts on its own slice as soon as the others have theirs.
 _HERE_WEIGHT: Final = 1.1
 _READY: Final = b"ready"
@@ -68,7 +68,6 @@ _MEMORY_FOLDER: Final = "/dev/shm"  # noqa: S108
 # Room for one slice's ZPL (~4.5 KB a label at 203 dpi, more at 300): a larger slice
 # comes back through the pipe instead.
 SHARED_BYTES: Final = 256 << 20
-_IOV_MAX: Final = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024  # per pwritev
 
 
 def default_processes() -> int:
@@ -77,29 +76,12 @@ def default_processes() -> int:
     return max(0, min(3, (cores or 1) - 1))
 
 
-def _write_into(descriptor: int, parts: list[bytes], capacity: int) -> int:
-    """The parts written one after another at the start of the shared file, straight
-    from where they are (``pwritev``: no joined copy first); their size, or -1 if they
-    do not fit or were not all written."""
-    size = sum(map(len, parts))
-    if size > capacity:
-        return -1
-    at = 0
-    for start in range(0, len(parts), _IOV_MAX):
-        batch = parts[start : start + _IOV_MAX]
-        written = os.pwritev(descriptor, batch, at)
-        if written != sum(map(len, batch)):
-            return -1
-        at += written
-    return size
-
-
 def _serve(connection: Connection, buffer_path: str) -> None:
     """A render process: slices in, ZPL and glyph keys out, until told to stop. The
-    ZPL goes into the file mapped by the parent when it fits (the parent joins it into
+    ZPL goes into the mapping shared with the parent when it fits (the parent joins it into
     the stream from there: no copy through the pipe), else down the pipe."""
-    descriptor = os.open(buffer_path, os.O_RDWR)
-    capacity = os.fstat(descriptor).st_size
+    with open(buffer_path, "r+b") as file:
+        shared = mmap.mmap(file.fileno(), 0)
     connection.send_bytes(_READY)
     while True:
         try:
@@ -110,12 +92,16 @@ def _serve(connection: Connection, buffer_path: str) -> None:
             return
         started, known = time.thread_time(), len(GLYPHS)
         try:
-            layout, dpi, columns = pickle.loads(message)  # noqa: S301 - from our parent only
-            at = layout_at(layout, dpi)
+            # unpickling a slice allocates as much as rendering it: the collector would
+            # walk the render caches again and again
             with gc_paused():
-                lazy, glyphs = label_parts(at, columns)
-                parts = list(lazy)
-                size = _write_into(descriptor, parts, capacity)
+                layout, dpi, columns = pickle.loads(message)  # noqa: S301 - our parent's
+                at = layout_at(layout, dpi)
+                parts, glyphs = label_parts(at, columns)
+                body = b"".join(parts)  # then one copy: faster than pwritev of the parts
+                size = len(body) if len(body) <= len(shared) else -1
+                if size >= 0:
+                    shared[:size] = body
             reply = _Reply(
                 glyph_keys(glyphs), size, time.thread_time() - started, len(GLYPHS) - known
             )
@@ -125,7 +111,7 @@ def _serve(connection: Connection, buffer_path: str) -> None:
             continue
         connection.send_bytes(keys)
         if size < 0:
-            connection.send_bytes(b"".join(parts))
+            connection.send_bytes(body)
 
 
 @dataclass(slots=True)
@@ -254,7 +240,7 @@ class ZplPool:
             there.close()
             starting.append((path, _Worker(process, here, shared)))
         for path, worker in starting:
-            # the file goes once the process has opened it: nothing is left behind
+            # the file goes once the process has mapped it: nothing is left behind
             ready = worker.connection.poll(_START_SECONDS) and worker.connection.recv_bytes()
             os.unlink(path)
             if ready == _READY:
