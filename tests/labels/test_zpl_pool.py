@@ -5,6 +5,8 @@ between batches or in the middle of one."""
 from __future__ import annotations
 
 import glob
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -127,3 +129,24 @@ def test_the_pool_reports_its_render_processes_warming(datas: list[LabelData]) -
         assert pool.last.new_glyphs_workers > 0  # a fresh process renders the font first
         pool.render(datas, shape, 203)
         assert pool.last.new_glyphs_workers == 0
+
+
+def test_a_hung_render_process_is_stopped_and_its_slice_rendered_here(
+    datas: list[LabelData], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shape = layout(parse_size("100x180"))
+    expected = render_zpl(datas, shape, 203)
+    send = ZplPool._send
+
+    def send_then_hang(self: ZplPool, worker: zpl_pool._Worker, message: object) -> object:
+        sent = send(self, worker, message)
+        assert worker.process.pid is not None
+        os.kill(worker.process.pid, signal.SIGSTOP)  # alive, never answers
+        return sent
+
+    monkeypatch.setattr(zpl_pool, "_RENDER_SECONDS", 0.5)
+    monkeypatch.setattr(ZplPool, "_send", send_then_hang)
+    with ZplPool(1) as pool:
+        assert pool.render(datas, shape, 203) == expected
+        assert pool.last.cpu_workers == 0  # its slice was rendered here
+        assert not any(worker.process.is_alive() for worker in pool._workers)  # stopped

@@ -58,6 +58,9 @@ from waybillguard.domain.label import LabelData, LabelLayout
 MIN_PARALLEL_LABELS: Final = 2_000
 _STOP_SECONDS: Final = 5.0
 _START_SECONDS: Final = 60.0
+# A slice takes well under a second warm, seconds cold: past this, a render process is
+# taken for hung, stopped, and its slice rendered here.
+_RENDER_SECONDS: Final = 300.0
 # The share of a batch this process renders, against 1.0 for each render process: a
 # render process also unpickles its slice and copies it into the shared mapping, while
 # this process starts on its own slice as soon as the others have theirs.
@@ -264,6 +267,8 @@ class ZplPool:
         bytes from the pipe), its glyphs added to ``glyphs``; None if the process
         failed."""
         try:
+            if not worker.connection.poll(_RENDER_SECONDS):  # hung: never wait forever
+                raise TimeoutError
             reply = _Reply(*pickle.loads(worker.connection.recv_bytes()))  # noqa: S301
             if reply.glyph_keys is None:
                 return None
@@ -271,7 +276,7 @@ class ZplPool:
                 body: bytes | memoryview = worker.connection.recv_bytes()
             else:
                 body = memoryview(worker.shared)[: reply.size]
-        except (EOFError, OSError):
+        except (EOFError, OSError):  # TimeoutError is an OSError
             self._discard(worker)
             return None
         glyphs |= glyphs_of(reply.glyph_keys)
