@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Response, expect
 
 from tests.access.network import PASSWORD
-from tests.conftest import scan_text
+from tests.conftest import scan_bytes, scan_text
 from tests.web.conftest import SHOTS, Console
 from waybillguard.entrypoints.http.deps import SESSION_CACHE_SECONDS
 
@@ -199,6 +201,58 @@ def test_clerk_is_denied_another_stations_waybill(console: Console, visit: Visit
     expect(page.locator("#results td.empty")).to_be_visible()
     assert_no_pii(console, visit)
     assert_clean_urls(console, visit)
+
+
+def test_clerk_prints_a_label_as_a_pdf_download(console: Console, browser: Browser) -> None:
+    number = console.net.s1_numbers[7]
+    with open_visit(browser) as clerk:
+        page = clerk.page
+        resume(console, clerk, "clerk1", "desk")
+        expect(page.locator("#print-bar")).to_be_visible()
+        expect(page.locator("#label-size")).to_have_value("100x180")
+        page.fill("#search-query", number)
+        page.click("#search-submit")
+        row = page.locator(f"#results tr[data-number='{number}']")
+        print_button = row.get_by_role("button", name="打印面单")
+        expect(print_button).to_be_visible()
+        page.select_option("#label-size", "76x130")
+        with page.expect_download() as caught:
+            print_button.click()
+        download = caught.value
+        assert download.failure() is None
+        assert download.suggested_filename == f"{number}-76x130.pdf"
+        path = download.path()
+        pdf = path.read_bytes()
+        assert pdf.startswith(b"%PDF")
+        assert scan_bytes(pdf, console.needles) == []
+        pdftotext = shutil.which("pdftotext")
+        if pdftotext is not None:
+            text = subprocess.run(
+                [pdftotext, "-layout", str(path), "-"], capture_output=True, check=True
+            ).stdout.decode("utf-8")
+            assert number in text  # the text layer was read, not an empty page
+            assert scan_text(text, console.needles) == []
+        # The audit event the API wrote before answering, named in the message.
+        expect(page.locator("#flash")).to_contain_text(number)
+        expect(page.locator("#flash")).to_contain_text("事件 #")
+        expect(page.locator("#flash.error")).to_have_count(0)
+        # Printing did not pick the waybill for a reveal.
+        expect(page.locator("#reveal-submit")).to_be_disabled()
+        assert_no_pii(console, clerk)
+        shot(page, "desk-print")
+        page.click("#lang-toggle")
+        expect(row.locator("button.print")).to_have_text("Print label")
+        page.click("#lang-toggle")
+        assert_clean_urls(console, clerk)
+    with open_visit(browser) as agent:
+        resume(console, agent, "cs1", "desk")
+        page = agent.page
+        page.fill("#search-query", number)
+        page.click("#search-submit")
+        expect(page.locator(f"#results tr[data-number='{number}']")).to_be_visible()
+        expect(page.locator("#print-bar")).to_be_hidden()
+        expect(page.locator("#print-col")).to_be_hidden()
+        expect(page.locator("#results button")).to_have_count(0)
 
 
 def test_security_approves_export_and_sees_charts(console: Console, visit: Visit) -> None:

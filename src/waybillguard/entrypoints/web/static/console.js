@@ -90,24 +90,48 @@
   }
 
   // -- the API -------------------------------------------------------------------------
-  function api(method, path, payload) {
+  function requestInit(method, payload, accept) {
     var session = getSession();
-    var headers = { "Accept": "application/json" };
+    var headers = { "Accept": accept || "application/json" };
     if (session && session.token) { headers.Authorization = "Bearer " + session.token; }
     var init = { method: method, headers: headers, credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" };
     if (payload !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
     }
-    return fetch(path, init).then(function (response) {
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        if (response.status === 401 && path.indexOf("/auth/login") < 0) {
-          clearSession();
-          toLogin();
-        }
-        return { ok: response.ok, status: response.status, data: data };
+    return init;
+  }
+  function jsonResult(response, path) {
+    return response.text().then(function (text) {
+      var data = null;
+      try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+      if (response.status === 401 && path.indexOf("/auth/login") < 0) {
+        clearSession();
+        toLogin();
+      }
+      return { ok: response.ok, status: response.status, data: data };
+    });
+  }
+  function api(method, path, payload) {
+    return fetch(path, requestInit(method, payload)).then(function (response) {
+      return jsonResult(response, path);
+    });
+  }
+  /* A file answered by a POST (labels). The token must stay in the header, so a plain
+   * link cannot fetch it: the body is kept as a Blob and handed to the browser through
+   * an object URL and an <a download>. Errors come back as JSON, like `api`. */
+  function download(path, payload, accept, filename) {
+    return fetch(path, requestInit("POST", payload, accept + ", application/json")).then(function (response) {
+      if (!response.ok) { return jsonResult(response, path); }
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var link = el("a", { href: url, download: filename, hidden: "" });
+        document.body.appendChild(link);
+        link.click();
+        document.body.removeChild(link);
+        // Revoked later, not at once: the browser reads the Blob after the click returns.
+        window.setTimeout(function () { URL.revokeObjectURL(url); }, 30000);
+        return { ok: true, status: response.status, data: null, headers: response.headers };
       });
     });
   }
@@ -131,7 +155,7 @@
     var tbody = document.querySelector("#" + id + " tbody");
     while (tbody.firstChild) { tbody.removeChild(tbody.firstChild); }
     if (!rows.length) {
-      var cols = document.querySelectorAll("#" + id + " thead th").length;
+      var cols = document.querySelectorAll("#" + id + " thead th:not([hidden])").length;
       tbody.appendChild(el("tr", {}, [el("td", { class: "empty", colspan: String(cols), i18n: "common.none" })]));
       return;
     }
@@ -362,9 +386,26 @@
       ]));
     });
   }
+  // The roles the labels API lets print (labels.PRINTING_ROLES); the API decides, this
+  // only spares the others a button that would always be refused.
+  var PRINTING_ROLES = ["station_clerk", "station_manager", "admin"];
   function deskPage(session) {
     var selected = null;
     var isAgent = session.role === "cs_agent";
+    var canPrint = PRINTING_ROLES.indexOf(session.role) >= 0;
+    document.getElementById("print-bar").hidden = !canPrint;
+    document.getElementById("print-col").hidden = !canPrint;
+    function printLabel(number, b) {
+      var size = document.getElementById("label-size").value;
+      flash("", false);
+      download(API + "/labels", { tracking_numbers: [number], format: "pdf", size: size }, "application/pdf",
+        number + "-" + size + ".pdf").then(function (r) {
+        b.disabled = false;
+        if (!r.ok) { fail(r); return; }
+        var event = r.headers.get("X-Audit-Event");
+        flash(t("desk.printed") + "：" + number + (event ? " · " + t("audit.event") + " #" + event : ""), false);
+      }, function () { b.disabled = false; flash(t("common.load_failed"), true); });
+    }
     document.getElementById("ticket-label").hidden = !isAgent;
     document.getElementById("purpose-label").hidden = isAgent;
     function refreshAllowance() {
@@ -389,6 +430,13 @@
       fillTable("results", items.map(function (w) {
         var radio = el("input", { type: "radio", name: "pick", value: w.tracking_number, "aria-label": w.tracking_number });
         var row = el("tr", { "data-number": w.tracking_number }, [el("td", {}, [radio]), td(w.tracking_number), td(w.status), td(party(w.sender)), td(party(w.recipient)), td(w.destination_station || "")]);
+        if (canPrint) {
+          var print = button("desk.print", function (b) { printLabel(w.tracking_number, b); });
+          print.classList.add("print");
+          // Printing is not choosing the waybill to reveal.
+          print.addEventListener("click", function (e) { e.stopPropagation(); });
+          row.appendChild(el("td", {}, [print]));
+        }
         radio.addEventListener("change", function () { select(w.tracking_number, row); });
         row.addEventListener("click", function () { radio.checked = true; select(w.tracking_number, row); });
         return row;
