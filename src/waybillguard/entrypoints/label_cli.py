@@ -18,7 +18,6 @@ from typing import Annotated
 
 import typer
 
-from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.entrypoints.access_cli import acting
 from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_json, emit_result, err, fail
 from waybillguard.entrypoints.common import open_home as _open
@@ -51,11 +50,6 @@ def _numbers_from(path: Path) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path}: {exc.__class__.__name__}") from None
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def _normalised(number: str) -> str:
-    parsed = parse_tracking_number(number)
-    return str(parsed) if parsed is not None else number.strip()
 
 
 def label_command(
@@ -100,7 +94,7 @@ def label_command(
             wanted += _numbers_from(from_file)
     except ValueError as exc:
         fail(str(exc), 2, as_json=json)
-    wanted = list(dict.fromkeys(map(_normalised, wanted)))
+    wanted = labels.print_order(wanted)
     if not wanted:
         fail("give tracking numbers or --from FILE", 2, as_json=json)
     if len(wanted) > labels.MAX_BATCH:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -199,6 +199,17 @@ class LabelBatch:
             "paths": [str(p) for p in self.paths],
             "audit_events": list(self.audit_events),
         }
+
+
+def print_order(numbers: Iterable[str]) -> list[str]:
+    """Tracking numbers as a batch prints them: each in its canonical form (anything
+    that does not parse is kept, stripped, for the look-up to refuse), in the order
+    given, a repeated one once. The CLI and the HTTP API both take this."""
+    canonical = (
+        str(parsed) if (parsed := parse_tracking_number(n)) is not None else n.strip()
+        for n in numbers
+    )
+    return list(dict.fromkeys(canonical))
 
 
 def _phone_lines(

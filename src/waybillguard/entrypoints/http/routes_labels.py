@@ -17,7 +17,6 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import Field
 
-from waybillguard.domain.tracking import parse_tracking_number
 from waybillguard.entrypoints.http.common import API_PREFIX, ERROR_RESPONSES
 from waybillguard.entrypoints.http.deps import AppDep, CallerDep
 from waybillguard.entrypoints.http.errors import ApiError
@@ -64,14 +63,6 @@ class LabelsIn(Strict):
 
 
 NOT_FOUND: Final = ("waybill.not_found", "无此运单或不在你的范围内 / no such waybill in your scope")
-
-
-def _normalised(numbers: list[str]) -> list[str]:
-    out = []
-    for number in numbers:
-        parsed = parse_tracking_number(number)
-        out.append(str(parsed) if parsed is not None else number.strip())
-    return list(dict.fromkeys(out))
 
 
 def _check_printer(app: AppDep, caller: Caller, numbers: list[str]) -> None:
@@ -150,7 +141,7 @@ def _answer(issued: labels.IssuedLabels) -> Response:
     },
 )
 def print_labels(body: LabelsIn, app: AppDep, caller: CallerDep) -> Response:
-    numbers = _normalised(body.tracking_numbers)
+    numbers = labels.print_order(body.tracking_numbers)
     _check_printer(app, caller, numbers)
     lines = _phone_lines(app, caller, numbers)
     try:
