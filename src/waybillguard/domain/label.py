@@ -369,13 +369,14 @@ def printed_text(printed_at: datetime) -> str:
 
 def field_texts(data: LabelData) -> dict[Field, str]:
     """The text each :class:`Field` shows on the label."""
+    number, extension = phone_line_texts(data.recipient_phone)
     return {
         Field.TRACKING_NUMBER: data.tracking_number,
         Field.SORT_CODE: data.sort_code,
         Field.STATION: station_text(data.station),
         Field.RECIPIENT_NAME: data.recipient_name,
-        Field.RECIPIENT_PHONE: phone_number_text(data.recipient_phone),
-        Field.RECIPIENT_EXTENSION: extension_text(data.recipient_phone),
+        Field.RECIPIENT_PHONE: number,
+        Field.RECIPIENT_EXTENSION: extension,
         Field.RECIPIENT_ADDRESS: data.recipient_address,
         Field.SENDER_NAME: data.sender_name,
         Field.SENDER_PHONE: data.sender_phone,
