@@ -7,7 +7,8 @@ from __future__ import annotations
 import glob
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from multiprocessing.process import BaseProcess
 
 import pytest
 
@@ -29,6 +30,18 @@ def datas() -> list[LabelData]:
 def pool() -> Iterator[ZplPool]:
     with ZplPool(1) as shared:
         yield shared
+
+
+def _after_each_send(monkeypatch: pytest.MonkeyPatch, fault: Callable[[BaseProcess], None]) -> None:
+    """Injects ``fault`` into a render process right after it has been sent its slice."""
+    send = ZplPool._send
+
+    def send_then_fault(self: ZplPool, worker: zpl_pool._Worker, message: object) -> object:
+        sent = send(self, worker, message)
+        fault(worker.process)
+        return sent
+
+    monkeypatch.setattr(ZplPool, "_send", send_then_fault)
 
 
 def _leftover_buffers() -> list[str]:
@@ -78,14 +91,7 @@ def test_a_render_process_dying_mid_batch_loses_no_label(
 ) -> None:
     shape = layout(parse_size("100x180"))
     expected = render_zpl(datas, shape, 203)
-    send = ZplPool._send
-
-    def send_then_die(self: ZplPool, worker: zpl_pool._Worker, message: object) -> object:
-        sent = send(self, worker, message)
-        worker.process.kill()  # before it can answer
-        return sent
-
-    monkeypatch.setattr(ZplPool, "_send", send_then_die)
+    _after_each_send(monkeypatch, lambda process: process.kill())  # before it can answer
     with ZplPool(1) as pool:
         assert pool.render(datas, shape, 203) == expected
         assert pool.last.cpu_workers == 0  # its slice was rendered here
@@ -136,16 +142,13 @@ def test_a_hung_render_process_is_stopped_and_its_slice_rendered_here(
 ) -> None:
     shape = layout(parse_size("100x180"))
     expected = render_zpl(datas, shape, 203)
-    send = ZplPool._send
 
-    def send_then_hang(self: ZplPool, worker: zpl_pool._Worker, message: object) -> object:
-        sent = send(self, worker, message)
-        assert worker.process.pid is not None
-        os.kill(worker.process.pid, signal.SIGSTOP)  # alive, never answers
-        return sent
+    def stop(process: BaseProcess) -> None:
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGSTOP)  # alive, never answers
 
     monkeypatch.setattr(zpl_pool, "_RENDER_SECONDS", 0.5)
-    monkeypatch.setattr(ZplPool, "_send", send_then_hang)
+    _after_each_send(monkeypatch, stop)
     with ZplPool(1) as pool:
         assert pool.render(datas, shape, 203) == expected
         assert pool.last.cpu_workers == 0  # its slice was rendered here
