@@ -51,3 +51,49 @@ def test_kept_connection_commits_and_a_failed_one_is_replaced(app: App) -> None:
         assert conn.execute(text("SELECT count(*) FROM kept_probe")).scalar_one() == 1
         if is_sqlite(app.engine):
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -HOT_CACHE_KIB
+
+
+def test_sqlite_kept_transaction_holds_the_write_lock_from_its_start(app: App) -> None:
+    """Begun on the driver, it is still BEGIN IMMEDIATE: a read-then-write never finds
+    another writer between its read and its write."""
+    if not is_sqlite(app.engine):
+        pytest.skip("SQLite's write lock; PostgreSQL locks rows (tests/access quota tests)")
+    import sqlite3
+
+    path = app.engine.url.database
+    assert path is not None
+    store = policy_admin.access_store(app)
+    with store.hot_write() as conn:
+        conn.connection.dbapi_connection.execute("SELECT 1")  # type: ignore[union-attr]
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+
+
+def test_driver_and_sqlalchemy_statements_commit_and_fail_together(app: App) -> None:
+    """One transaction whichever layer a statement goes through: both rows or neither."""
+    store = policy_admin.access_store(app)
+    with store.hot_write() as conn:
+        conn.execute(text("CREATE TABLE kept_mixed (n INTEGER)"))
+    marker = "?" if is_sqlite(app.engine) else "%s"
+
+    def driver_insert(conn: object, n: int) -> None:
+        cursor = _raw(conn).cursor()  # type: ignore[attr-defined]
+        cursor.execute(f"INSERT INTO kept_mixed VALUES ({marker})", (n,))
+        cursor.close()
+
+    with pytest.raises(RuntimeError), store.hot_write() as conn:
+        driver_insert(conn, 1)
+        conn.execute(text("INSERT INTO kept_mixed VALUES (2)"))
+        raise RuntimeError("fails after both writes")
+    with store.hot_write() as conn:
+        driver_insert(conn, 3)  # driver only
+    with store.hot_write() as conn:
+        conn.execute(text("INSERT INTO kept_mixed VALUES (4)"))  # SQLAlchemy first
+        driver_insert(conn, 5)
+    with app.engine.connect() as other:
+        rows = other.execute(text("SELECT n FROM kept_mixed ORDER BY n")).scalars().all()
+    assert rows == [3, 4, 5]

@@ -9,6 +9,7 @@ what makes quota counting exact under concurrency: charge first, then reveal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,30 @@ _USAGE_SQL = (
     + ", ".join("COALESCE(SUM(CASE WHEN at > ? THEN records ELSE 0 END), 0)" for _ in _WINDOWS)
     + " FROM quota_charges WHERE principal_id = ? AND at > ?"
 )
+
+
+def sqlite_time(value: datetime) -> str:
+    """`value` as SQLite stores it: naive UTC text with microseconds, the same text as
+    strftime("%Y-%m-%d %H:%M:%S.%f") (years 1000-9999) in about half the time; the
+    reveal path formats four a request."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@functools.cache
+def _context_sql(fields: tuple[str, ...], with_state: bool) -> str:
+    """A reveal's read of one waybill: routing facts, stations, courier and the sealed
+    fields wanted; with `with_state`, the principal's state first."""
+    state = "(SELECT state FROM principals WHERE id = ?), " if with_state else ""
+    cts = ", ".join(f"w.{CT_COLUMNS[f]}" for f in fields)
+    return (
+        f"SELECT {state}w.id, w.status, w.merchant, w.shredded_at, oc.station_code, "
+        "dc.station_code, a.courier_id, w.origin_adcode, w.destination_adcode, w.uid, "
+        f"w.kek_id, w.wrapped_dek, {cts} FROM waybills w "
+        "LEFT JOIN station_coverage oc ON oc.adcode = w.origin_adcode "
+        "LEFT JOIN station_coverage dc ON dc.adcode = w.destination_adcode "
+        "LEFT JOIN assignments a ON a.tracking_number = w.tracking_number "
+        "WHERE w.tracking_number = ?"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +193,7 @@ class AccessStore:
         """A timestamp as SQLAlchemy would bind it: SQLite stores naive UTC text."""
         if not self.sqlite:
             return value
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_time(value)
 
     def _row(self, conn: Connection, sql: str, params: Sequence[Any]) -> Any:
         """One row straight from the driver, in the caller's transaction (the reveal path
@@ -223,25 +248,19 @@ class AccessStore:
         """Everything one reveal needs, read under the principal's lock: its state, the
         waybill's routing facts and the sealed fields wanted (so the decryption after
         commit uses exactly what was decided on)."""
-        lock = "" if self.sqlite else " FOR UPDATE"
-        state_row = self._row(
-            conn, f"SELECT state FROM principals WHERE id = ?{lock}", [principal_id]
-        )
-        cts = ", ".join(f"w.{CT_COLUMNS[f]}" for f in fields)
-        row = self._row(
-            conn,
-            "SELECT w.id, w.status, w.merchant, w.shredded_at, oc.station_code, dc.station_code, "
-            "a.courier_id, w.origin_adcode, w.destination_adcode, w.uid, w.kek_id, "
-            f"w.wrapped_dek, {cts} FROM waybills w "
-            "LEFT JOIN station_coverage oc ON oc.adcode = w.origin_adcode "
-            "LEFT JOIN station_coverage dc ON dc.adcode = w.destination_adcode "
-            "LEFT JOIN assignments a ON a.tracking_number = w.tracking_number "
-            "WHERE w.tracking_number = ?",
-            [tracking_number],
-        )
-        state = state_row[0] if state_row else None
-        if row is None:
-            return RevealContext(state, None, None)
+        if self.sqlite:
+            # BEGIN IMMEDIATE already holds the database's write lock: the state can be
+            # read in the waybill's statement (one round trip fewer on every reveal).
+            sql = _context_sql(tuple(fields), True)
+            row = self._row(conn, sql, [principal_id, tracking_number])
+            if row is None:
+                return RevealContext(self._state(conn, principal_id), None, None)
+            state, row = row[0], row[1:]
+        else:  # the principal's row lock first, then the waybill
+            state = self._state(conn, principal_id)
+            row = self._row(conn, _context_sql(tuple(fields), False), [tracking_number])
+            if row is None:
+                return RevealContext(state, None, None)
         status = Status(row[1])
         ended = self._delivery_ended_at(conn, row[0], status) if delivery_end else None
         closed = self._closed_at(conn, row[0], status) if closed_end else None
@@ -267,6 +286,12 @@ class AccessStore:
             destination_adcode=row[8],
         )
         return RevealContext(state, facts, sealed)
+
+    def _state(self, conn: Connection, principal_id: int) -> str | None:
+        """The principal's state; on PostgreSQL, its row locked for the transaction."""
+        lock = "" if self.sqlite else " FOR UPDATE"
+        row = self._row(conn, f"SELECT state FROM principals WHERE id = ?{lock}", [principal_id])
+        return row[0] if row else None
 
     # -- waybill facts ---------------------------------------------------------------------
     def waybill_facts(self, conn: Connection, tracking_number: str) -> WaybillFacts | None:

@@ -71,6 +71,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # Straight to the driver: this runs once per transaction, on every reveal.
         raw = conn.connection.dbapi_connection
         assert raw is not None
+        if raw.in_transaction:
+            return  # a kept connection's transaction, begun on the driver (see KeptConnection)
         raw.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
 
 
@@ -89,27 +91,48 @@ class KeptConnection:
     never shrinks: with the pool's 64 MiB cache it reaches 16,384 slots, ~0.6 ms per
     commit that split a page, about one reveal in eight (random index keys). With ~460
     pages the walk is a few microseconds; the pages a reveal reads at random are mostly
-    outside any cache of this size anyway, and come from the OS's page cache."""
+    outside any cache of this size anyway, and come from the OS's page cache.
+
+    On SQLite the transaction is begun and committed on the driver (BEGIN IMMEDIATE,
+    COMMIT): SQLAlchemy's transaction bookkeeping and events cost as much as the BEGIN
+    itself, and a reveal's statements go to the driver anyway. A SQLAlchemy statement
+    inside still works: its autobegin joins the driver's transaction (the engine's begin
+    hook sees one open) and the commit below ends both."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._hot: Engine | None = None  # made on first use: some stores never write hot
         self._local = threading.local()
+        self._on_driver = is_sqlite(engine)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        conn = getattr(self._local, "conn", None)
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             if self._hot is None:
                 self._hot = _hot_engine(self._engine)
             conn = self._hot.connect().execution_options(immediate=True)
             self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        conn = self._connection()
         try:
-            with conn.begin():
-                yield conn
+            if not self._on_driver:
+                with conn.begin():
+                    yield conn
+                return
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute("BEGIN IMMEDIATE")
+            yield conn
+            if conn.in_transaction():
+                conn.commit()  # a SQLAlchemy statement joined the transaction
+            else:
+                raw.commit()
         except BaseException:
             self._local.conn = None
-            conn.close()
+            conn.close()  # rolls back whatever is open: closing discards it
             raise
 
     def close(self) -> None:
