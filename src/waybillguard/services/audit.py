@@ -116,14 +116,7 @@ def _pending(event: AuditEvent, now: str) -> PendingEvent:
     if len(at) != 27:
         at = parse_time(at)
     return PendingEvent(
-        data=data,
-        at=at,
-        action=event.action,
-        actor=event.actor,
-        role=event.role,
-        unit=event.unit,
-        decision=event.decision,
-        waybills=event.waybills,
+        data, at, event.action, event.actor, event.role, event.unit, event.decision, event.waybills
     )
 
 
