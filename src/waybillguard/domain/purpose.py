@@ -8,6 +8,7 @@ written into the audit log.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,6 +62,10 @@ def _check_not_personal(ref: str, field_name: str) -> None:
         ) from None
 
 
+# Every reveal parses one; most name the same few purposes (delivery, return). The
+# result is immutable and a pure function of the arguments; a refusal raises and is
+# never cached.
+@functools.lru_cache(maxsize=256)
 def parse_purpose(text: str, field_name: str = "purpose") -> Purpose:
     raw = text.strip()
     kind_text, sep, ref = raw.partition(":")

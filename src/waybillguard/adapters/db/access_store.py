@@ -43,13 +43,31 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 # The usage query's windows, their spans and its SQL, built once (it runs on every reveal).
+# A window holds the charges after its start (`at > start`). Those are the clock hours
+# after the hour the start falls in (`quota_hours`), plus the ledger rows of that one
+# hour that come after the start: whatever a principal has charged in 30 days, a reveal
+# reads at most ~720 hour rows and one hour of its ledger.
 _WINDOWS = tuple(Window)
 _WINDOW_SPANS = tuple(timedelta(seconds=WINDOW_SECONDS[w]) for w in _WINDOWS)
-_USAGE_SQL = (
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR = timedelta(hours=1)
+_USAGE_SQL = (  # per window: the whole hours after its start's hour, and that hour's sum
     "SELECT "
-    + ", ".join("COALESCE(SUM(CASE WHEN at > ? THEN records ELSE 0 END), 0)" for _ in _WINDOWS)
-    + " FROM quota_charges WHERE principal_id = ? AND at > ?"
+    + ", ".join("SUM(CASE WHEN hour > ? THEN records END)" for _ in _WINDOWS)
+    + ", "
+    + ", ".join("SUM(CASE WHEN hour = ? THEN records END)" for _ in _WINDOWS)
+    + " FROM quota_hours WHERE principal_id = ? AND hour >= ?"
 )
+_EDGE_SQL = "SELECT SUM(records) FROM quota_charges WHERE principal_id = ? AND at > ? AND at < ?"
+_CHARGE_HOUR_SQL = (
+    "INSERT INTO quota_hours (principal_id, hour, records) VALUES (?, ?, ?) "
+    "ON CONFLICT (principal_id, hour) DO UPDATE SET records = quota_hours.records + ?"
+)
+
+
+def clock_hour(value: datetime) -> int:
+    """Whole hours from 1970-01-01 UTC to `value` (exact: timedelta arithmetic)."""
+    return (value - _EPOCH) // _HOUR
 
 
 def sqlite_time(value: datetime) -> str:
@@ -215,9 +233,21 @@ class AccessStore:
     def usage(self, conn: Connection, principal_id: int, now: datetime) -> dict[Window, int]:
         """Records charged to the principal in each rolling window ending now. (Driver SQL:
         this runs on every reveal, inside the principal's lock.)"""
-        starts = [self._time(now - span) for span in _WINDOW_SPANS]
-        row = self._row(conn, _USAGE_SQL, [*starts, principal_id, min(starts)])
-        return {w: int(v) for w, v in zip(_WINDOWS, row, strict=True)}
+        starts = [now - span for span in _WINDOW_SPANS]
+        hours = [clock_hour(start) for start in starts]
+        row = self._row(conn, _USAGE_SQL, [*hours, *hours, principal_id, min(hours)])
+        count = len(_WINDOWS)
+        used: dict[Window, int] = {}
+        for n, window in enumerate(_WINDOWS):
+            total = int(row[n] or 0)
+            if row[count + n]:  # the start's own hour has charges: read those after it
+                end = _EPOCH + (hours[n] + 1) * _HOUR
+                edge = self._row(
+                    conn, _EDGE_SQL, [principal_id, self._time(starts[n]), self._time(end)]
+                )
+                total += int(edge[0] or 0)
+            used[window] = total
+        return used
 
     def charge(
         self,
@@ -234,6 +264,7 @@ class AccessStore:
             "VALUES (?, ?, ?, ?, ?)",
             (principal_id, self._time(now), records, audit_event_id, reason or None),
         )
+        self._exec(conn, _CHARGE_HOUR_SQL, (principal_id, clock_hour(now), records, records))
 
     def reveal_context(
         self,

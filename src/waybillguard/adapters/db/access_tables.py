@@ -11,6 +11,8 @@ secrets sealed by the vault (AES-GCM, bound to the principal).
 * `assignments`      which courier delivers which waybill.
 * `tickets`          customer-service tickets bound to one waybill and one party.
 * `quota_charges`    the reveal ledger: records charged to a principal, by time.
+* `quota_hours`      the same charges summed per principal and clock hour, so a rolling
+                     window's usage reads at most one hour of the ledger (see AccessStore.usage).
 * `approval_requests` / `approval_votes`  step-up beyond a grade: manager, then security.
 * `exports`          bulk exports under the two-person rule.
 * `alerts`           what the security team must look at.
@@ -132,6 +134,18 @@ quota_charges = Table(
     # holds only its hash): free text may name a person, and the log is never edited.
     Column("reason", String(256), nullable=True),
     Index("ix_quota_charges_principal_at", "principal_id", "at"),
+)
+
+# Records charged per principal and clock hour (`hour` = whole hours since 1970-01-01
+# UTC), kept in the transaction of each charge: the sum of `quota_charges` rows of that
+# principal in that hour, always.
+quota_hours = Table(
+    "quota_hours",
+    metadata,
+    Column("principal_id", _ID, ForeignKey("principals.id"), primary_key=True),
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("records", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 approval_requests = Table(
