@@ -614,12 +614,15 @@ def bench_authorize(
     principals: Annotated[int, typer.Option("--principals")] = 10_000,
     waybills: Annotated[int, typer.Option("--waybills")] = 1_000_000,
     reveals: Annotated[int, typer.Option("--reveals")] = 20_000,
+    history: Annotated[
+        int, typer.Option("--history", min=0, help="past reveals charged to each principal")
+    ] = 300,
     json: JsonOpt = False,
 ) -> None:
     """授权性能 / Full reveal path vs pycasbin's bare decision, in the same run."""
     from waybillguard.services import authorize_bench
 
     result = authorize_bench.run(
-        principals=principals, waybills=waybills, reveals=reveals, log=err.print
+        principals=principals, waybills=waybills, reveals=reveals, history=history, log=err.print
     )
     emit_result(result, json)

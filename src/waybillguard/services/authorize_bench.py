@@ -15,6 +15,12 @@ stations covering every district the synthetic waybills go to, `principals` staf
 Principals are inserted directly (no password hashing: argon2id at 10,000 users would
 time the password hash, not authorisation) and given grade 9 so every timed reveal is
 allowed without step-up.
+
+Every principal starts with a past: `history` reveals already charged (default 300, ten
+a day), spread over the 30 days before the run, written to the quota ledger and its
+hour sums as the reveal path writes them. A reveal reads its principal's usage in three
+rolling windows, and in a real organisation that usage is not zero; a bench of brand-new
+accounts would hide what a long ledger costs. `--history 0` gives the earlier setting.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from waybillguard.adapters.db.access_store import clock_hour, sqlite_time
 from waybillguard.adapters.db.identity_store import IdentityStore
 from waybillguard.config import DATABASE_FILE, Settings
 from waybillguard.domain.identity import Principal, PrincipalKind, Role, Unit, UnitKind
@@ -121,6 +128,41 @@ def _build_org(
     return by_station, clerks
 
 
+def _charge_history(app: App, per_principal: int, rng: random.Random, log: Log) -> int:
+    """`per_principal` past charges of one record for every principal, at random times in
+    the 30 days before now, in the ledger and in its hour sums. Returns rows written."""
+    if per_principal <= 0:
+        return 0
+    now = datetime.now(UTC)
+    span = 30 * 86_400 - 60  # the last minute stays free: the hourly window has room
+    with app.engine.connect() as conn:
+        ids = [int(r[0]) for r in conn.exec_driver_sql("SELECT id FROM principals").all()]
+    log(f"charging {per_principal} past reveals to each of {len(ids):,} principals…")
+    written = 0
+    for first in range(0, len(ids), 500):
+        charges: list[tuple[int, str, int]] = []
+        hours: dict[tuple[int, int], int] = {}
+        for pid in ids[first : first + 500]:
+            for _ in range(per_principal):
+                at = now - timedelta(seconds=60 + rng.random() * span)
+                charges.append((pid, sqlite_time(at), 1))
+                key = (pid, clock_hour(at))
+                hours[key] = hours.get(key, 0) + 1
+        charges.sort(key=lambda c: c[1])  # the ledger grows in time order, as in service
+        with app.engine.begin() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.executemany(
+                "INSERT INTO quota_charges (principal_id, at, records) VALUES (?, ?, ?)", charges
+            )
+            raw.executemany(
+                "INSERT INTO quota_hours (principal_id, hour, records) VALUES (?, ?, ?)",
+                [(pid, hour, n) for (pid, hour), n in hours.items()],
+            )
+        written += len(charges)
+    return written
+
+
 def _casbin_enforcer(clerks: list[Principal]) -> Any:
     import casbin
     from casbin.model import Model
@@ -151,6 +193,7 @@ def run(
     principals: int = 10_000,
     waybills: int = 1_000_000,
     reveals: int = 20_000,
+    history: int = 300,
     seed: int = 11,
     log: Log = print,
 ) -> dict[str, Any]:
@@ -170,6 +213,7 @@ def run(
             log(f"creating {principals:,} principals…")
             by_station, clerks = _build_org(app, principals, rng)
             clerks = [c for c in clerks if by_station[c.unit]]
+            ledger = _charge_history(app, history, rng, log)
             work = [
                 (c, rng.choice(by_station[c.unit]))
                 for c in (rng.choice(clerks) for _ in range(reveals))
@@ -220,5 +264,7 @@ def run(
         "principals": principals,
         "waybills": waybills,
         "reveals": len(work),
+        "history_per_principal": history,
+        "ledger_rows_before": ledger,
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
     }
