@@ -4,6 +4,11 @@ Deny by default: a route gets a caller only through `current_caller`, which requ
 `Authorization: Bearer <token>` of a live session (a staff login or a partner's client
 token). Routes of other engineers (labels, courier/telephony) use the same two
 dependencies: `Depends(get_app)` and `Depends(current_caller)`.
+
+Both are coroutines: FastAPI runs a plain function dependency on the thread pool, one
+hand-off per dependency per request, and behind the single thread of a SQLite server
+(see `app.thread_count`), so each of them queued behind whole reveals. They touch no
+database except on a session-cache miss, which `current_caller` sends to the pool.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Annotated, Final
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from waybillguard.domain.identity import Role
 from waybillguard.entrypoints.http.errors import ApiError
@@ -30,7 +36,7 @@ NOT_ALLOWED: Final = "不允许 / not allowed for your role"
 SESSION_CACHE_SECONDS: Final = 1.0
 
 
-def get_app(request: Request) -> App:
+async def get_app(request: Request) -> App:
     app: App | None = getattr(request.app.state, "wg_app", None)
     if app is None:  # lifespan not run (or failed): never serve without a vault
         raise ApiError(503, "not_ready", "服务未就绪 / service not ready")
@@ -78,7 +84,7 @@ class _SessionCache:
 SESSION_CACHE = _SessionCache()
 
 
-def current_caller(
+async def current_caller(
     request: Request,
     app: Annotated[App, Depends(get_app)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -90,7 +96,7 @@ def current_caller(
     caller = SESSION_CACHE.get(token, client)
     if caller is None:
         try:
-            caller = from_session(app, token, client)
+            caller = await run_in_threadpool(from_session, app, token, client)
         except auth.AuthError as exc:
             SESSION_CACHE.evict(token)
             raise ApiError(401, exc.code, exc.message) from None

@@ -1,0 +1,163 @@
+"""How `serve` sets uvicorn up: uvloop + httptools when installed (a clean fallback to
+asyncio + h11 when not), a listening socket on which the stock asyncio loop turns
+TCP_NODELAY on, and dependencies that stay off the thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.http.harness import start_server
+from waybillguard.entrypoints.http import deps, server
+from waybillguard.services.app import initialise
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def test_protocols_prefer_uvloop_and_httptools_when_installed() -> None:
+    loop, http = server.protocols()
+    assert loop == ("uvloop" if _installed("uvloop") else "asyncio")
+    assert http == ("httptools" if _installed("httptools") else "h11")
+
+
+def test_protocols_fall_back_to_asyncio_and_h11(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def without_c_extensions(name: str, package: str | None = None) -> Any:
+        if name in ("uvloop", "httptools"):
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(server.importlib, "import_module", without_c_extensions)
+    assert server.protocols() == ("asyncio", "h11")
+
+
+def test_listening_socket_gives_accepted_connections_tcp_nodelay() -> None:
+    """On the stock asyncio loop (the fallback), an accepted connection gets TCP_NODELAY
+    only if the listener says IPPROTO_TCP; without it every keep-alive response waited
+    ~40 ms for the client's delayed ACK."""
+    sock = server.listening_socket("127.0.0.1", 0)
+    assert sock.proto == socket.IPPROTO_TCP
+    assert sock.get_inheritable()
+    seen: list[int] = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted = transport.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        loop = asyncio.get_running_loop()
+        srv = await loop.create_server(Probe, sock=sock)
+        port = sock.getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        srv.close()
+        await srv.wait_closed()
+
+    asyncio.run(accept_one())  # asyncio.run: the stock loop, whatever is installed
+    assert seen and seen[0] != 0
+
+
+def test_listening_socket_refuses_a_port_in_use() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            server.listening_socket("127.0.0.1", taken.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    settings = make_settings(tmp_path_factory.mktemp("serve") / "home")
+    initialise(settings)
+    return settings.home
+
+
+def test_serve_one_worker_passes_the_protocols(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    monkeypatch.delenv("WAYBILLGUARD_DATABASE_URL", raising=False)
+    server.serve("127.0.0.1", 0, 1, home)
+    loop, http = server.protocols()
+    assert calls and calls[0]["loop"] == loop and calls[0]["http"] == http
+
+
+def test_serve_workers_share_a_tcp_listening_socket(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn.supervisors
+
+    started: list[tuple[Any, list[socket.socket]]] = []
+
+    class FakeSupervisor:
+        def __init__(self, config: Any, sockets: list[socket.socket]) -> None:
+            started.append((config, sockets))
+
+        def run(self) -> None:
+            sock = started[-1][1][0]
+            assert sock.proto == socket.IPPROTO_TCP and sock.fileno() != -1
+
+    monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", FakeSupervisor)
+    monkeypatch.delenv("WAYBILLGUARD_DATABASE_URL", raising=False)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("WAYBILLGUARD_HOME", raising=False)
+    server.serve("127.0.0.1", 0, 3, home)
+    config, sockets = started[0]
+    assert config.workers == 3 and config.factory
+    assert (config.loop, config.http) == server.protocols()
+    assert sockets[0].fileno() == -1  # closed once the supervisor returned
+
+
+def test_keep_alive_requests_do_not_wait_for_delayed_acks(tmp_path: Path) -> None:
+    """Sequential requests on one keep-alive connection to a two-worker server: each
+    used to take ~44 ms (Nagle's algorithm against the client's delayed ACK)."""
+    settings = make_settings(tmp_path / "home")
+    initialise(settings)
+    srv = start_server(settings, tmp_path / "server.log", workers=2)
+    try:
+        request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            times: list[float] = []
+            for _ in range(30):
+                began = time.perf_counter()
+                conn.sendall(request)
+                data = b""
+                while b'"ok"' not in data:
+                    chunk = conn.recv(65536)
+                    assert chunk, "connection closed"
+                    data += chunk
+                times.append(time.perf_counter() - began)
+        times.sort()
+        assert times[len(times) // 2] < 0.02, times
+    finally:
+        srv.stop()
+
+
+def test_app_and_caller_dependencies_are_coroutines() -> None:
+    """FastAPI runs a plain-function dependency on the thread pool (one hand-off each,
+    queued behind whole reveals on a SQLite server's single thread)."""
+    assert inspect.iscoroutinefunction(deps.get_app)
+    assert inspect.iscoroutinefunction(deps.current_caller)
