@@ -11,6 +11,12 @@ every reveal stays allowed). The server is started as `waybillguard serve` would
 load generator takes as little of the machine's CPU as possible) first hit `/healthz`
 for `seconds`, then reveal one field of rotating waybills for `seconds`. Reported:
 requests per second and p99 latency of each phase and their ratio.
+
+The client shares the machine with the server, so it runs on uvloop when that is
+installed (as the server does), and reports what it cost: `*_client_cpu_share` is the
+client's CPU time over the phase's wall time (1.0 = one core busy the whole phase).
+Where /proc exists, `*_server_cpu_ms` is the server processes' CPU time per answered
+request (workers, their threads and the supervisor together).
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     elapsed: float = 0.0
+    answered: int = 0  # responses in the whole phase, warm-up included
+    client_cpu: float = 0.0  # seconds of this process's CPU over the whole phase
+    wall: float = 0.0  # seconds, warm-up included (what the CPU figures cover)
+    server_cpu: float | None = None  # seconds of the server processes' CPU, same span
 
     @property
     def rps(self) -> float:
@@ -60,6 +70,21 @@ class Phase:
             return 0.0
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def client_cpu_share(self) -> float:
+        return self.client_cpu / self.wall if self.wall else 0.0
+
+    @property
+    def server_cpu_ms(self) -> float | None:
+        """Server CPU per answered request, in ms."""
+        if self.server_cpu is None or not self.answered:
+            return None
+        return self.server_cpu * 1000 / self.answered
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _free_port() -> int:
@@ -121,6 +146,7 @@ async def _client(
             i += 1
             status, _body = await _read_response(reader)
             done = time.perf_counter()
+            phase.answered += 1
             if now >= start:  # after the warm-up
                 if status == 200:
                     phase.latencies.append(done - now)
@@ -139,6 +165,59 @@ async def _run_phase(
     await asyncio.gather(*(_client(port, reqs, phase, start, stop) for reqs in per_client))
     phase.elapsed = seconds
     return phase
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _phase(
+    port: int, per_client: list[list[bytes]], seconds: float, warmup: float, server_pid: int
+) -> Phase:
+    """One timed phase on a fresh event loop, with the CPU both sides spent on it."""
+    server0 = _tree_cpu_seconds(server_pid)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+        phase = runner.run(_run_phase(port, per_client, seconds, warmup))
+    phase.client_cpu = time.process_time() - cpu0
+    phase.wall = time.perf_counter() - wall0
+    server1 = _tree_cpu_seconds(server_pid)
+    if server0 is not None and server1 is not None:
+        phase.server_cpu = server1 - server0
+    return phase
+
+
+def _tree_cpu_seconds(root: int) -> float | None:
+    """User + system CPU of a process and its descendants from /proc (None elsewhere)."""
+    proc = Path("/proc")
+    if not (proc / str(root) / "stat").exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(used.get(pid, 0.0) for pid in tree)
 
 
 def _request(method: str, path: str, token: str | None = None, body: bytes = b"") -> bytes:
@@ -225,9 +304,9 @@ def run(
             reveal_reqs.append(
                 [_request("POST", f"/api/v1/waybills/{n}/reveal", token, body) for n in mine]
             )
-        baseline = asyncio.run(_run_phase(port, baseline_reqs, seconds, warmup))
+        baseline = _phase(port, baseline_reqs, seconds, warmup, proc.pid)
         log(f"baseline /healthz: {baseline.rps:,.0f} req/s, p99 {baseline.percentile(0.99):.1f} ms")
-        reveals = asyncio.run(_run_phase(port, reveal_reqs, seconds, warmup))
+        reveals = _phase(port, reveal_reqs, seconds, warmup, proc.pid)
         log(f"reveal: {reveals.rps:,.0f} req/s, p99 {reveals.percentile(0.99):.1f} ms")
         return {
             "reveal_rps": round(reveals.rps, 1),
@@ -238,6 +317,11 @@ def run(
             "baseline_p99_ms": round(baseline.percentile(0.99), 2),
             "reveal_errors": reveals.errors,
             "baseline_errors": baseline.errors,
+            "reveal_client_cpu_share": round(reveals.client_cpu_share, 3),
+            "baseline_client_cpu_share": round(baseline.client_cpu_share, 3),
+            "reveal_server_cpu_ms": _round(reveals.server_cpu_ms, 3),
+            "baseline_server_cpu_ms": _round(baseline.server_cpu_ms, 3),
+            "client_loop": "uvloop" if _event_loop_factory() else "asyncio",
             "clients": clients,
             "workers": workers,
             "seconds": seconds,
