@@ -9,7 +9,8 @@ Until 0005 that summed every `quota_charges` row of the last 30 days: a clerk wi
 20,000 charges paid ~36 ms a reveal, inside the database's write lock. `quota_hours`
 keeps the charges summed per clock hour; a window's usage is then the whole hours after
 its start plus the ledger rows of the one hour its start falls in. The upgrade fills it
-from the ledger as it is.
+from the ledger as it is, and widens the ledger's index by `records` so that hour is
+read from the index alone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("principal_id", "hour"),
         sqlite_with_rowid=False,
     )
+    op.drop_index("ix_quota_charges_principal_at", table_name="quota_charges")
+    op.create_index(
+        "ix_quota_charges_principal_at_records",
+        "quota_charges",
+        ["principal_id", "at", "records"],
+    )
     conn = op.get_bind()
     if conn.dialect.name == "sqlite":  # `at` is naive UTC text there
         hour = "CAST(strftime('%s', at) AS INTEGER) / 3600"
@@ -51,3 +58,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("quota_hours")
+    op.drop_index("ix_quota_charges_principal_at_records", table_name="quota_charges")
+    op.create_index("ix_quota_charges_principal_at", "quota_charges", ["principal_id", "at"])
