@@ -53,10 +53,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 _USAGE_SQL = (  # per window: the whole hours after its start's hour, and that hour's sum
     "SELECT "
-    + ", ".join("SUM(CASE WHEN hour > ? THEN records END)" for _ in _WINDOWS)
+    + ", ".join(
+        "(SELECT SUM(records) FROM quota_hours WHERE principal_id = ? AND hour > ?)"
+        for _ in _WINDOWS
+    )
     + ", "
-    + ", ".join("SUM(CASE WHEN hour = ? THEN records END)" for _ in _WINDOWS)
-    + " FROM quota_hours WHERE principal_id = ? AND hour >= ?"
+    + ", ".join(
+        "(SELECT records FROM quota_hours WHERE principal_id = ? AND hour = ?)" for _ in _WINDOWS
+    )
 )
 _EDGE_SQL = "SELECT SUM(records) FROM quota_charges WHERE principal_id = ? AND at > ? AND at < ?"
 _CHARGE_HOUR_SQL = (
@@ -235,7 +239,8 @@ class AccessStore:
         this runs on every reveal, inside the principal's lock.)"""
         starts = [now - span for span in _WINDOW_SPANS]
         hours = [clock_hour(start) for start in starts]
-        row = self._row(conn, _USAGE_SQL, [*hours, *hours, principal_id, min(hours)])
+        per_hour = [value for hour in hours for value in (principal_id, hour)]
+        row = self._row(conn, _USAGE_SQL, per_hour * 2)
         count = len(_WINDOWS)
         used: dict[Window, int] = {}
         for n, window in enumerate(_WINDOWS):
