@@ -105,7 +105,7 @@ def test_serve_one_worker_passes_the_protocols(home: Path, monkeypatch: pytest.M
 
 
 def test_serve_workers_share_a_tcp_listening_socket(
-    home: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import uvicorn.supervisors
 
@@ -121,8 +121,9 @@ def test_serve_workers_share_a_tcp_listening_socket(
 
     monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", FakeSupervisor)
     monkeypatch.delenv("WAYBILLGUARD_DATABASE_URL", raising=False)
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.delenv("WAYBILLGUARD_HOME", raising=False)
+    # serve() sets both for its workers: setenv here so they are undone afterwards
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("WAYBILLGUARD_HOME", str(home))
     server.serve("127.0.0.1", 0, 3, home)
     config, sockets = started[0]
     assert config.workers == 3 and config.factory
