@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -98,6 +98,23 @@ def _checkpoint(row: Sequence[Any]) -> CheckpointRow:
     )
 
 
+class _LockFile:
+    """One thread's descriptor of the turn file, closed when the thread ends (its
+    thread-local slot is dropped) or when a forked child replaces it."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self, path: str) -> None:
+        self.pid = os.getpid()
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __del__(self) -> None:
+        # Closing a child's inherited copy does not release a flock its parent holds
+        # (that takes LOCK_UN or closing every copy).
+        with suppress(OSError):
+            os.close(self.fd)
+
+
 class _WriteTurns:
     """Turn-taking between the audit log's writers and sequencers on one SQLite file.
 
@@ -120,13 +137,10 @@ class _WriteTurns:
         self._local = threading.local()
 
     def _fd(self) -> int:
-        pid = os.getpid()
-        held = getattr(self._local, "fd", None)
-        if held is not None and held[0] == pid:
-            return int(held[1])
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._local.fd = (pid, fd)
-        return fd
+        held: _LockFile | None = getattr(self._local, "file", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.file = _LockFile(self.path)
+        return held.fd
 
     @contextmanager
     def turn(self) -> Iterator[None]:
