@@ -11,12 +11,8 @@ per-value processing would cost more than the database.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -30,10 +26,9 @@ from waybillguard.adapters.db.audit_tables import (
     audit_pending,
     audit_waybill_refs,
 )
-from waybillguard.adapters.db.engine import is_sqlite, sqlite_path
+from waybillguard.adapters.db.engine import WriteTurns, is_sqlite
 
 STATE_ID = 1
-_SYNC_FULL = 2  # PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
 _STATE_SQL = "SELECT tree_size, frontier, root_hash, updated_at FROM audit_state WHERE id = ?"
 _CHECKPOINT_SQL = (
     "SELECT id, origin, tree_size, root_hash, timestamp, key_id, public_key, signature "
@@ -98,71 +93,12 @@ def _checkpoint(row: Sequence[Any]) -> CheckpointRow:
     )
 
 
-class _LockFile:
-    """One thread's descriptor of the turn file, closed when the thread ends (its
-    thread-local slot is dropped) or when a forked child replaces it."""
-
-    __slots__ = ("fd", "pid")
-
-    def __init__(self, path: str) -> None:
-        self.pid = os.getpid()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-    def __del__(self) -> None:
-        # Closing a child's inherited copy does not release a flock its parent holds
-        # (that takes LOCK_UN or closing every copy).
-        with suppress(OSError):
-            os.close(self.fd)
-
-
-class _WriteTurns:
-    """Turn-taking between the audit log's writers and sequencers on one SQLite file.
-
-    SQLite lets one transaction write at a time; a connection that finds the write lock
-    taken polls for it, sleeping 1, 2, 5 … up to 100 ms between tries (the busy
-    handler). With writers committing every few milliseconds and a sequencer holding
-    the lock for tens, most of the wait was sleep after the lock had been released:
-    on two cores the appends ran at a third of the CPU. Before BEGIN IMMEDIATE, audit
-    writers therefore queue on an exclusive `flock` of a file next to the database,
-    which the kernel hands to the next waiter the moment it is released.
-
-    This is only a queue: the SQLite write lock is still what excludes writers (other
-    writers of the database do not take the turn and are excluded by SQLite as
-    before), so correctness never depends on it. Each thread of each process opens
-    its own descriptor (a flock belongs to the open file, and a forked child shares
-    its parent's), and the kernel drops the lock if its holder dies."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
-
-    def _fd(self) -> int:
-        held: _LockFile | None = getattr(self._local, "file", None)
-        if held is None or held.pid != os.getpid():
-            held = self._local.file = _LockFile(self.path)
-        return held.fd
-
-    @contextmanager
-    def turn(self) -> Iterator[None]:
-        fd = self._fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
 class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self.mark = "?" if self.sqlite else "%s"
-        path = sqlite_path(engine)
-        self._turns = (
-            _WriteTurns(f"{path}-auditlock")
-            if path is not None and str(path) != ":memory:"
-            else None
-        )
+        self._turns = WriteTurns.for_engine(engine)
 
     # -- driver access -------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -201,36 +137,16 @@ class AuditStore:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: BEGIN IMMEDIATE) committed on success: the
-        commit is the durability point of whatever it wrote.
-
-        On SQLite the connection commits with `synchronous=FULL` for this transaction
-        (the engine's NORMAL is restored afterwards): in WAL mode NORMAL does not sync
-        the log at commit, so the last commits before a power cut could be lost after
-        their events were acknowledged; FULL syncs the WAL before the commit returns
-        (one fsync per batch). On an SQLite file the transaction first waits for its
-        turn (`_WriteTurns`)."""
-        if not self.sqlite:
-            with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-                yield conn
-            return
+        commit is the durability point of whatever it wrote (the engine's SQLite
+        connections commit with `synchronous=FULL`; PostgreSQL with its default
+        `synchronous_commit=on`). On an SQLite file the transaction first waits for its
+        turn (`engine.WriteTurns`)."""
         with (
             self._turns.turn() if self._turns is not None else nullcontext(),
             self.engine.connect().execution_options(immediate=True) as conn,
+            conn.begin(),
         ):
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            level = int(raw.execute("PRAGMA synchronous").fetchone()[0])
-            if level < _SYNC_FULL:  # not inside a transaction: SQLite refuses that
-                raw.execute(f"PRAGMA synchronous={_SYNC_FULL}")
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                if level < _SYNC_FULL:
-                    try:
-                        raw.execute(f"PRAGMA synchronous={level}")
-                    except sqlite3.Error:  # never hand it back to the pool half-set
-                        conn.invalidate()
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

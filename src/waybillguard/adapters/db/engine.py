@@ -1,16 +1,23 @@
 """Database engines with the settings waybillguard relies on.
 
-SQLite: WAL for concurrent readers, `secure_delete` so shredded keys are
-overwritten on disk instead of lingering in free pages, a busy timeout so
-parallel importers queue instead of failing, and explicit BEGIN IMMEDIATE for
-write transactions so a read-then-write never deadlocks on lock upgrade.
+SQLite: WAL for concurrent readers; `synchronous=FULL`, so a commit has reached the
+disk before it returns (in WAL mode `NORMAL` syncs only at checkpoints: after a power
+cut or a kernel crash the last seconds of commits would be gone — audit events of
+reveals whose plaintext was already shown, quota charges, waybills — although each had
+been acknowledged; PostgreSQL's default `synchronous_commit=on` is the same promise);
+`secure_delete` so shredded keys are overwritten on disk instead of lingering in free
+pages; a busy timeout so parallel importers queue instead of failing; and explicit
+BEGIN IMMEDIATE for write transactions so a read-then-write never deadlocks on lock
+upgrade. Writers on hot paths also queue for their turn (`WriteTurns`).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
+    "PRAGMA synchronous=FULL",
     "PRAGMA secure_delete=ON",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=60000",
@@ -76,6 +83,78 @@ def _configure_sqlite(engine: Engine) -> None:
         raw.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
 
 
+class _LockFile:
+    """One thread's descriptor of the turn file, closed when the thread ends (its
+    thread-local slot is dropped) or when a forked child replaces it."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self, path: str) -> None:
+        self.pid = os.getpid()
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def __del__(self) -> None:
+        # Closing a child's inherited copy does not release a flock its parent holds
+        # (that takes LOCK_UN or closing every copy).
+        with suppress(OSError):
+            os.close(self.fd)
+
+
+class WriteTurns:
+    """Turn-taking between the writers of hot paths on one SQLite file: reveals, routed
+    calls, audit writers and the audit sequencer, in every process.
+
+    SQLite lets one transaction write at a time; a connection that finds the write lock
+    taken polls for it, sleeping 1, 2, 5 … up to 100 ms between tries (the busy
+    handler), and most of its wait is sleep after the lock was released. These writers
+    therefore queue on an exclusive `flock` of `<database>-writelock` before BEGIN
+    IMMEDIATE, which the kernel hands to the next waiter the moment it is released.
+
+    This is only a queue: the SQLite write lock is still what excludes writers (other
+    writers of the database do not take the turn and are excluded by SQLite as
+    before), so correctness never depends on it. Each thread of each process opens
+    its own descriptor (a flock belongs to the open file, and a forked child shares
+    its parent's), and the kernel drops the lock if its holder dies. A thread that
+    already holds the turn goes on (a nested write would wait for SQLite's lock, and
+    fail after the busy timeout, as it always did — never hang on the flock)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> WriteTurns | None:
+        """The turns of an SQLite file's writers; None elsewhere (PostgreSQL locks rows)."""
+        path = sqlite_path(engine)
+        if path is None or str(path) == ":memory:":
+            return None
+        return cls(f"{path}-writelock")
+
+    def _fd(self) -> int:
+        held: _LockFile | None = getattr(self._local, "file", None)
+        if held is None or held.pid != os.getpid():
+            held = self._local.file = _LockFile(self.path)
+        return held.fd
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0):
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        fd = self._fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._local.depth = 1
+        try:
+            yield
+        finally:
+            self._local.depth = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 class KeptConnection:
     """A write connection each thread keeps between transactions, for hot paths that run
     one short transaction per request (a reveal, a routed call): checking a connection
@@ -104,6 +183,7 @@ class KeptConnection:
         self._hot: Engine | None = None  # made on first use: some stores never write hot
         self._local = threading.local()
         self._on_driver = is_sqlite(engine)
+        self._turns = WriteTurns.for_engine(engine)
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
@@ -116,6 +196,14 @@ class KeptConnection:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        with (
+            self._turns.turn() if self._turns is not None else nullcontext(),
+            self._transaction() as conn,
+        ):
+            yield conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         conn = self._connection()
         try:
             if not self._on_driver:
