@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from waybillguard.adapters.db.access_store import AccessStore
+from waybillguard.config import Settings
 from waybillguard.domain.quota import WINDOW_SECONDS, Window
 from waybillguard.services import identities, policy_admin
 from waybillguard.services.activity import Actor
@@ -121,3 +122,31 @@ def test_a_long_ledger_is_not_read_whole(app: App, charges: int) -> None:
         for w in Window
     }
     assert used == expected
+
+
+def test_an_older_home_is_told_to_upgrade_and_its_ledger_is_summed(
+    app: App, settings: Settings
+) -> None:
+    """A home at schema 0005 (before `quota_hours`) is refused with the revisions and
+    the command that upgrades it; `init` then fills the hour sums from the ledger."""
+    from alembic import command
+
+    from waybillguard.adapters.db.schema import alembic_config
+    from waybillguard.services.app import NotInitialised, initialise, open_app
+
+    store = policy_admin.access_store(app)
+    mine = _principal(app, "qw-upgrade")
+    with store.write() as conn:
+        for minutes, records in ((5, 2), (50, 3), (61, 4), (60 * 30, 5)):
+            store.charge(conn, mine, records, NOW - timedelta(minutes=minutes), None)
+    command.downgrade(alembic_config(app.engine), "0005")
+    with pytest.raises(NotInitialised) as refused:
+        open_app(settings)
+    assert "0005" in str(refused.value) and "0006" in str(refused.value)
+    assert "waybillguard init" in str(refused.value)
+    initialise(settings)
+    with open_app(settings) as upgraded:
+        again = policy_admin.access_store(upgraded)
+        with again.write() as conn:
+            used = again.usage(conn, mine, NOW)
+    assert used == {Window.HOUR: 5, Window.DAY: 9, Window.MONTH: 14}

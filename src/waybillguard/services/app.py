@@ -17,8 +17,10 @@ from waybillguard.vault import Vault, initialise_keyring
 
 
 class NotInitialised(RuntimeError):
-    def __init__(self) -> None:
-        super().__init__("this home is not initialised; run `waybillguard init` first")
+    def __init__(
+        self, message: str = "this home is not initialised; run `waybillguard init` first"
+    ) -> None:
+        super().__init__(message)
 
 
 @dataclass
@@ -87,7 +89,14 @@ def open_app(settings: Settings) -> App:
     if not settings.keyring_path.exists():
         raise NotInitialised()
     app = App(settings)
-    if schema.current_revision(app.engine) != schema.head_revision(app.engine):
+    current = schema.current_revision(app.engine)
+    head = schema.head_revision(app.engine)
+    if current != head:
         app.close()
-        raise NotInitialised()
+        if current is None:
+            raise NotInitialised()
+        raise NotInitialised(
+            f"the database schema is at revision {current} and this version needs {head}; "
+            "run `waybillguard init` to bring it up to date (it never overwrites keys)"
+        )
     return app
