@@ -171,6 +171,88 @@ def reveal(
     now: datetime | None = None,
 ) -> RevealOutcome:
     """Reveal fields of one waybill to the caller, if policy and volume allow."""
+    decided = _decide(app, caller, number, fields, purpose, reason, totp, approval_id, step_up, now)
+    return _finish(app, decided)
+
+
+@dataclass(frozen=True, slots=True)
+class RevealCall:
+    """One request of `reveal_batch`: what `reveal` takes, without a step-up."""
+
+    caller: Caller
+    number: str
+    fields: Sequence[str] | str
+    purpose: str
+    reason: str = ""
+    approval_id: int | None = None
+
+
+def reveal_batch(app: App, calls: Sequence[RevealCall]) -> list[RevealOutcome | Exception]:
+    """Reveals of several requests (a server's burst), one result per call, in order: an
+    outcome, or the exception that call raised on its own.
+
+    Each call is decided, charged and audited exactly as by `reveal`, one after another
+    under the same lock, so every call sees the charges of those before it. On SQLite
+    they share one transaction (one savepoint each) and one synced commit; nothing is
+    decrypted until that commit returned. If the commit fails, this raises and no call
+    gets plaintext. Elsewhere each call commits on its own (`AccessStore.hot_group`).
+
+    No TOTP step-up here: it records the session's second factor in a transaction of
+    its own, which must not wait inside this one; such requests go through `reveal`."""
+    store = policy_admin.access_store(app)
+    decided: list[_Decided | Exception] = []
+    with store.hot_group():
+        for call in calls:
+            try:
+                decided.append(
+                    _decide(
+                        app,
+                        call.caller,
+                        call.number,
+                        call.fields,
+                        call.purpose,
+                        call.reason,
+                        None,
+                        call.approval_id,
+                        None,
+                        None,
+                    )
+                )
+            except Exception as exc:  # this call's own failure; its savepoint rolled back
+                decided.append(exc)
+    results: list[RevealOutcome | Exception] = []
+    for item in decided:
+        if isinstance(item, Exception):
+            results.append(item)
+            continue
+        try:
+            results.append(_finish(app, item))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """A committed decision whose granted fields are not decrypted yet."""
+
+    outcome: RevealOutcome
+    wanted: frozenset[str]
+    sealed: SealedParts | None
+
+
+def _decide(
+    app: App,
+    caller: Caller,
+    number: str,
+    fields: Sequence[str] | str,
+    purpose: str,
+    reason: str,
+    totp: str | None,
+    approval_id: int | None,
+    step_up: StepUp | None,
+    now: datetime | None,
+) -> _Decided:
     wanted = parse_fields(fields)
     parsed_purpose = parse_purpose(purpose)
     reason = check_reason(reason)
@@ -225,9 +307,14 @@ def reveal(
             now,
             approval_id,
         )
-    if outcome.allowed and sealed is not None:
-        return _open_sealed(app, outcome, wanted, sealed)
-    return _open(app, outcome, wanted)
+    return _Decided(outcome, wanted, sealed)
+
+
+def _finish(app: App, decided: _Decided) -> RevealOutcome:
+    """Decrypt what a committed decision granted."""
+    if decided.outcome.allowed and decided.sealed is not None:
+        return _open_sealed(app, decided.outcome, decided.wanted, decided.sealed)
+    return _open(app, decided.outcome, decided.wanted)
 
 
 def reveal_by_phone(

@@ -182,6 +182,15 @@ class AccessStore:
         """A write transaction on this thread's kept connection (the reveal path)."""
         return self._kept.write()
 
+    def hot_group(self) -> AbstractContextManager[None]:
+        """Several `hot_write`s of this thread in one transaction and one synced commit
+        (SQLite; elsewhere each commits alone): `KeptConnection.group`."""
+        return self._kept.group()
+
+    @property
+    def groups_writes(self) -> bool:
+        return self._kept.groups
+
     def close(self) -> None:
         self._kept.close()
 

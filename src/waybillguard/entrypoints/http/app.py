@@ -36,6 +36,7 @@ from waybillguard.entrypoints.http.observability import (
     metrics_payload,
     register_template,
 )
+from waybillguard.entrypoints.http.reveal_lane import RevealFastLane, RevealLane
 from waybillguard.services import health
 from waybillguard.services.app import open_app
 
@@ -94,19 +95,24 @@ def _optional_routers() -> list[APIRouter]:
     return found
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, reveal_lane: bool = True) -> FastAPI:
     """The API for the home in `settings`. The vault is opened when the server starts
-    (lifespan) and closed on shutdown; building the app touches nothing."""
+    (lifespan) and closed on shutdown; building the app touches nothing. Without
+    `reveal_lane` every reveal goes through its FastAPI route (`reveal_lane` module)."""
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = thread_count(settings)
         application = open_app(settings)
+        lane = RevealLane(application)
+        api.state.wg_reveal_lane = lane if reveal_lane else None
         api.state.wg_app = application
         try:
             yield
         finally:
             api.state.wg_app = None
+            api.state.wg_reveal_lane = None
+            await anyio.to_thread.run_sync(lane.close)
             application.close()
 
     api = FastAPI(
@@ -129,7 +135,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     api.state.wg_settings = settings
     api.state.wg_app = None
+    api.state.wg_reveal_lane = None
     _install_error_handlers(api)
+    api.add_middleware(RevealFastLane)  # inside the observability middleware (added last)
     api.add_middleware(ObservabilityMiddleware)
 
     for router in (

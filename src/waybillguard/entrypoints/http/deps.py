@@ -91,17 +91,25 @@ async def current_caller(
 ) -> Caller:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(401, "auth.required", NOT_LOGGED_IN)
-    token = credentials.credentials
-    client = client_label(request)
+    try:
+        caller = await caller_for(app, credentials.credentials, client_label(request))
+    except auth.AuthError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    request.state.role = caller.principal.role.value
+    return caller
+
+
+async def caller_for(app: App, token: str, client: str) -> Caller:
+    """The caller behind a session token, from the cache or (on the thread pool) the
+    database; raises auth.AuthError if the session is not alive."""
     caller = SESSION_CACHE.get(token, client)
     if caller is None:
         try:
             caller = await run_in_threadpool(from_session, app, token, client)
-        except auth.AuthError as exc:
+        except auth.AuthError:
             SESSION_CACHE.evict(token)
-            raise ApiError(401, exc.code, exc.message) from None
+            raise
         SESSION_CACHE.put(token, caller)
-    request.state.role = caller.principal.role.value
     return caller
 
 
