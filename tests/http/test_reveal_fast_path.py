@@ -1,0 +1,215 @@
+"""The reveal route's fast lane (`entrypoints/http/reveal_lane.py`), on SQLite and
+PostgreSQL: it answers exactly as the FastAPI route does, takes only the plain case,
+labels its log line and metrics with the route template, and under a burst commits
+reveals in groups on SQLite while counting exactly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.access.network import PASSWORD
+from tests.http.harness import API, Seeded
+from waybillguard.entrypoints.http.app import create_app
+from waybillguard.entrypoints.http.reveal_lane import RevealLane
+
+VOLATILE = ("audit_event", "request_id")
+
+
+@pytest.fixture(scope="module")
+def clients(seeded: Seeded) -> Iterator[tuple[TestClient, TestClient]]:
+    """The same home served twice in this process: with the fast lane, and without."""
+    with (
+        TestClient(create_app(seeded.settings), raise_server_exceptions=False) as fast,
+        TestClient(
+            create_app(seeded.settings, reveal_lane=False), raise_server_exceptions=False
+        ) as plain,
+    ):
+        yield fast, plain
+
+
+@pytest.fixture(scope="module")
+def tokens(clients: tuple[TestClient, TestClient], seeded: Seeded) -> dict[str, str]:
+    fast, _plain = clients
+    out: dict[str, str] = {}
+    for name in ("clerk1", "courier1"):
+        body: dict[str, Any] = {"username": name, "password": PASSWORD}
+        if name == "courier1":
+            body["device"] = "dev-courier1"
+        else:
+            body["totp"] = pyotp.TOTP(seeded.net.totp[name]).now()
+        r = fast.post(f"{API}/auth/login", json=body)
+        assert r.status_code == 200, r.text
+        out[name] = r.json()["token"]
+    r = fast.post(
+        f"{API}/auth/token", json={"client_id": "shopx", "client_secret": seeded.client_secret}
+    )
+    assert r.status_code == 200, r.text
+    out["shopx"] = r.json()["token"]
+    return out
+
+
+def _lane(client: TestClient) -> RevealLane:
+    lane = client.app.state.wg_reveal_lane  # type: ignore[attr-defined]
+    assert isinstance(lane, RevealLane)
+    return lane
+
+
+def _answer(r: httpx.Response) -> tuple[int, Any]:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.status_code, r.content
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k not in VOLATILE}
+    return r.status_code, body
+
+
+def _cases(seeded: Seeded, tokens: dict[str, str]) -> list[tuple[str, dict[str, Any], bool]]:
+    """(label, request, taken by the lane) — the request as httpx.Client.post's kwargs."""
+    net = seeded.net
+    mine, other = net.s1_numbers[1], net.other_numbers[0]
+    clerk = {"Authorization": f"Bearer {tokens['clerk1']}"}
+    phone = {"fields": ["recipient.phone"], "purpose": "delivery"}
+
+    def post(number: str, headers: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
+        return {
+            "url": f"{API}/waybills/{number}/reveal",
+            "headers": clerk if headers is None else headers,
+            **kw,
+        }
+
+    as_text = {**clerk, "Content-Type": "text/plain"}
+    as_json = {**clerk, "Content-Type": "application/json"}
+    courier = {"Authorization": f"Bearer {tokens['courier1']}"}
+    partner = {"Authorization": f"Bearer {tokens['shopx']}"}
+    names = {"fields": ["recipient.name"], "purpose": "delivery"}
+    address = {"fields": ["recipient.address"], "purpose": "delivery"}
+    two = {**phone, "fields": ["recipient.name", "sender.name"]}
+    raw = b'{"fields": ["recipient.phone"], "purpose": "delivery"}'
+    return [
+        ("allowed", post(mine, json=phone), True),
+        ("other station", post(other, json=phone), True),
+        ("no such waybill", post("WG0000000000000", json=phone), True),
+        ("malformed number", post("WG12", json=phone), True),
+        ("number too long", post("W" * 33, json=phone), False),
+        ("reason with a phone", post(mine, json={**phone, "reason": "call 13800138000"}), True),
+        ("unknown approval", post(mine, json={**phone, "approval_id": 99999}), True),
+        ("several fields", post(mine, json=two), True),
+        ("no token", post(mine, headers={}, json=phone), False),
+        ("unknown token", post(mine, headers={"Authorization": "Bearer wg_x"}, json=phone), False),
+        ("basic auth", post(mine, headers={"Authorization": "Basic eDp5"}, json=phone), False),
+        ("broken JSON", post(mine, content=b'{"fields": [', headers=as_json), False),
+        ("JSON array", post(mine, json=[phone]), False),
+        ("extra key", post(mine, json={**phone, "extra": 1}), False),
+        ("no purpose", post(mine, json={"fields": ["recipient.phone"]}), False),
+        ("text/plain body", post(mine, content=raw, headers=as_text), False),
+        ("courier's delivery", post(seeded.assigned, headers=courier, json=address), True),
+        ("partner's own", post(seeded.extra["partner_own"], headers=partner, json=names), True),
+        ("partner's other", post(mine, headers=partner, json=names), True),
+        ("step-up code", post(mine, json={**phone, "totp": "000000", "reason": "lost"}), False),
+    ]
+
+
+def test_both_lanes_answer_every_request_the_same(
+    clients: tuple[TestClient, TestClient], seeded: Seeded, tokens: dict[str, str]
+) -> None:
+    fast, plain = clients
+    lane = _lane(fast)
+    statuses = Counter()
+    for label, request, taken in _cases(seeded, tokens):
+        before = lane.calls
+        got = _answer(fast.post(**request))
+        assert (lane.calls > before) == taken, label
+        expected = _answer(plain.post(**request))
+        assert got == expected, label
+        statuses[got[0]] += 1
+    # the cases cover allow, refusals, bad input and missing authentication
+    assert {200, 401, 403, 422} <= set(statuses), statuses
+
+
+def test_the_lane_reveals_the_plaintext_and_labels_metrics_with_the_template(
+    clients: tuple[TestClient, TestClient], seeded: Seeded, tokens: dict[str, str]
+) -> None:
+    fast, _plain = clients
+    number = seeded.net.s1_numbers[2]
+    row = seeded.net.rows[seeded.net.numbers.index(number)]
+    before = _lane(fast).calls
+    r = fast.post(
+        f"{API}/waybills/{number}/reveal",
+        headers={"Authorization": f"Bearer {tokens['clerk1']}", "X-Request-ID": "lane-check-1"},
+        json={"fields": ["recipient.phone", "recipient.address"], "purpose": "delivery"},
+    )
+    assert _lane(fast).calls == before + 1
+    assert r.status_code == 200 and r.headers["x-request-id"] == "lane-check-1"
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["decision"] == "allow" and body["tracking_number"] == number
+    assert body["fields"]["recipient.phone"] == row["recipient"]["phone"]
+    assert body["fields"]["recipient.address"] == row["recipient"]["address"]
+    assert isinstance(body["audit_event"], int)
+    metrics = fast.get("/metrics").text
+    template = 'route="/api/v1/waybills/{number}/reveal"'
+    assert any(
+        line.startswith("waybillguard_http_requests_total{")
+        and template in line
+        and 'status="2xx"' in line
+        for line in metrics.splitlines()
+    )
+    assert "/waybills/" + number not in metrics
+
+
+async def _burst(api: FastAPI, requests: list[dict[str, Any]]) -> list[httpx.Response]:
+    async with api.router.lifespan_context(api):
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lane") as client:
+            answers = await asyncio.gather(*(client.post(**r) for r in requests))
+            api.state.burst_lane = api.state.wg_reveal_lane
+            return list(answers)
+
+
+def test_a_burst_is_committed_in_groups_and_counted_exactly(
+    clients: tuple[TestClient, TestClient], seeded: Seeded
+) -> None:
+    """cs2 (grade 2, no fresh second factor): 20 an hour freely. 40 reveals at once
+    through the lane: exactly 20 allowed, the rest stepped up; on SQLite the lane's
+    thread took them in fewer groups than requests."""
+    fast, _plain = clients
+    body = {
+        "username": "cs2",
+        "password": PASSWORD,
+        "totp": pyotp.TOTP(seeded.net.totp["cs2"]).now(),
+    }
+    token = fast.post(f"{API}/auth/login", json=body).json()["token"]
+    number = seeded.net.numbers[5]
+    ticket = {"ticket_id": "LANE-1", "waybill": number, "party": "recipient"}
+    headers = {"Authorization": f"Bearer {token}"}
+    assert fast.post(f"{API}/tickets", json=ticket, headers=headers).status_code == 201
+    api = create_app(seeded.settings)
+    request = {
+        "url": f"{API}/waybills/{number}/reveal",
+        "headers": headers,
+        "json": {"fields": ["recipient.phone"], "purpose": "ticket:LANE-1"},
+    }
+    # the login's second factor is fresh for a while: step-up bands need a reason too,
+    # and these requests carry none, so beyond the allowance each is stepped up
+    answers = asyncio.run(_burst(api, [request] * 40))
+    decisions = Counter(r.json()["decision"] for r in answers)
+    assert decisions == {"allow": 20, "step_up": 20}, decisions
+    lane = api.state.burst_lane
+    assert lane.calls == 40
+    if lane.grouped:
+        assert 1 <= lane.batches < 40
+    else:
+        assert lane.batches == 0
+    allowance = fast.get(f"{API}/allowance", headers=headers).json()
+    assert allowance["hour"]["used"] == 20
