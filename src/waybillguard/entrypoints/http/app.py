@@ -128,6 +128,10 @@ def create_app(settings: Settings, *, reveal_lane: bool = True) -> FastAPI:
             "never with personal data. Phone numbers only ever travel in request bodies."
         ),
         lifespan=lifespan,
+        # Metrics and request logs are ours (observability.py: Prometheus, JSON lines,
+        # route templates, no PII). FastAPI's native OpenTelemetry stays off rather than
+        # asking the global providers whether they are configured on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         default_response_class=JsonResponse,
         docs_url=None,
         redoc_url=None,
