@@ -6,6 +6,7 @@ reveals in groups on SQLite while counting exactly."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -213,3 +214,40 @@ def test_a_burst_is_committed_in_groups_and_counted_exactly(
         assert lane.batches == 0
     allowance = fast.get(f"{API}/allowance", headers=headers).json()
     assert allowance["hour"]["used"] == 20
+
+
+def test_concurrent_requests_share_one_session_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session whose cache entry expired is looked up once for all the requests that
+    arrive meanwhile; a failed lookup fails each of them with its own AuthError."""
+    from waybillguard.entrypoints.http import deps
+    from waybillguard.services import auth
+    from waybillguard.services.caller import Caller
+
+    looked_up: list[str] = []
+    principal = object()
+
+    def slow_lookup(_app: object, token: str, client: str) -> Caller:
+        looked_up.append(token)
+        time.sleep(0.05)
+        if token == "wg_revoked":
+            raise auth.AuthError("session_revoked", "revoked")
+        return Caller(principal, client=client, session_token=token)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deps, "from_session", slow_lookup)
+
+    async def many(token: str) -> list[Any]:
+        return await asyncio.gather(
+            *(deps.caller_for(None, token, "http:test") for _ in range(10)),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+
+    callers = asyncio.run(many("wg_shared"))
+    assert looked_up == ["wg_shared"]
+    assert all(isinstance(c, Caller) and c.session_token == "wg_shared" for c in callers)
+    assert deps.SESSION_CACHE.get("wg_shared", "http:test") is callers[0]
+
+    looked_up.clear()
+    failures = asyncio.run(many("wg_revoked"))
+    assert all(isinstance(f, auth.AuthError) and f.code == "session_revoked" for f in failures)
+    assert deps.SESSION_CACHE.get("wg_revoked", "http:test") is None
+    assert deps._LOOKUPS == {}

@@ -13,6 +13,8 @@ database except on a session-cache miss, which `current_caller` sends to the poo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from typing import Annotated, Final
@@ -101,16 +103,46 @@ async def current_caller(
 
 async def caller_for(app: App, token: str, client: str) -> Caller:
     """The caller behind a session token, from the cache or (on the thread pool) the
-    database; raises auth.AuthError if the session is not alive."""
+    database; raises auth.AuthError if the session is not alive.
+
+    When a cached session expires, every request of that client arriving meanwhile
+    would look it up again; they wait for the one lookup in flight instead (and if it
+    fails, each looks up on its own, so each gets its own answer)."""
     caller = SESSION_CACHE.get(token, client)
-    if caller is None:
-        try:
-            caller = await run_in_threadpool(from_session, app, token, client)
-        except auth.AuthError:
+    if caller is not None:
+        return caller
+    loop = asyncio.get_running_loop()
+    key = (token, client)
+    pending = _LOOKUPS.get(key)
+    if pending is not None and pending.get_loop() is loop:
+        with contextlib.suppress(Exception):
+            return await asyncio.shield(pending)
+    future: asyncio.Future[Caller] = loop.create_future()
+    future.add_done_callback(_retrieved)
+    _LOOKUPS[key] = future
+    try:
+        caller = await run_in_threadpool(from_session, app, token, client)
+    except BaseException as exc:
+        if isinstance(exc, auth.AuthError):
             SESSION_CACHE.evict(token)
-            raise
+        future.set_exception(RuntimeError("session lookup failed"))
+        raise
+    else:
         SESSION_CACHE.put(token, caller)
+        future.set_result(caller)
+    finally:
+        if _LOOKUPS.get(key) is future:
+            del _LOOKUPS[key]
     return caller
+
+
+# Session look-ups in flight, by (token, client): touched only on an event loop.
+_LOOKUPS: dict[tuple[str, str], asyncio.Future[Caller]] = {}
+
+
+def _retrieved(future: asyncio.Future[Caller]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failure nobody waited for is not an error to report
 
 
 AppDep = Annotated[App, Depends(get_app)]
