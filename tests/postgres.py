@@ -53,12 +53,19 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
+    def create_database(self, template: str | None = None) -> str:
+        """A new database: empty, or a copy of the database of the URL `template` (which
+        nobody may be connected to)."""
         import psycopg
 
         name = f"wg_{uuid.uuid4().hex[:12]}"
+        copy = ""
+        if template is not None:
+            source = template.rsplit("/", 1)[1]
+            assert source.startswith("wg_") and source.isidentifier(), template
+            copy = f' TEMPLATE "{source}"'
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def database_files(self, url: str) -> list[Path]:
@@ -70,7 +77,13 @@ class PostgresServer:
             oid = conn.execute(
                 "SELECT oid FROM pg_database WHERE datname = current_database()"
             ).fetchone()[0]
-        files = [p for p in (self.data_dir / "base" / str(oid)).iterdir() if p.is_file()]
+        # pg_internal.init is the server's relation-cache file (catalog descriptors, no
+        # rows): a backend may remove it at any moment, which made reading it flaky.
+        files = [
+            p
+            for p in (self.data_dir / "base" / str(oid)).iterdir()
+            if p.is_file() and not p.name.startswith("pg_internal.init")
+        ]
         files += [p for p in (self.data_dir / "pg_wal").iterdir() if p.is_file()]
         return files
 

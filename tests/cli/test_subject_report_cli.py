@@ -96,6 +96,9 @@ def test_subject_report_writes_html_and_pdf(
         "en",
         home=home,
         input_text=phone,
+        # Wide enough that the path is not wrapped at 80 columns (a pytest-xdist worker's
+        # temporary directory made it 82 characters long).
+        env_extra={"COLUMNS": "400"},
         check=True,
     )
     assert str(english) in result.stdout and scan_text(result.stdout, needles) == []
