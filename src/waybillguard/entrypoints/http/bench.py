@@ -193,7 +193,8 @@ def _phase(
 
 
 def _tree_cpu_seconds(root: int) -> float | None:
-    """User + system CPU of a process and its descendants from /proc (None elsewhere)."""
+    """User + system CPU of a process and its descendants, including descendants that
+    have exited and been waited for, from /proc (None elsewhere)."""
     proc = Path("/proc")
     if not (proc / str(root) / "stat").exists():
         return None
@@ -209,7 +210,10 @@ def _tree_cpu_seconds(root: int) -> float | None:
             continue
         pid = int(entry.name)
         parents[pid] = int(fields[1])
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        # utime + stime, plus cutime + cstime: a child that exited and was reaped
+        # (a worker uvicorn restarted) moves its CPU to its parent, so the tree's sum
+        # never drops between two readings.
+        used[pid] = sum(int(f) for f in fields[11:15]) / ticks
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
