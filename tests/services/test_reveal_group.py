@@ -53,6 +53,17 @@ def _phone(net: Network, number: str) -> str:
     return str(net.rows[net.numbers.index(number)]["recipient"]["phone"])
 
 
+def _allowed_to(net: Network, username: str) -> str:
+    """A waybill whose recipient phone this user may reveal for delivery."""
+    principal = net.users[username]
+    return next(
+        n
+        for n in net.numbers
+        if reveal.explain(net.app, principal, n, "recipient.phone", "delivery")["decision"]
+        == "allow"
+    )
+
+
 def _fail_charges_of(app: App, principal_id: int, how: str = "ABORT") -> None:
     """Make inserting a quota charge of one principal fail inside the database."""
     with app.engine.begin() as conn:
@@ -109,14 +120,9 @@ def test_one_failing_call_is_rolled_back_alone(net: Network) -> None:
     app = net.app
     number = net.s1_numbers[0]
     _fail_charges_of(app, net.users["clerk2"].id)
+    s2_number = _allowed_to(net, "clerk2")
     before_charges, before_events = _charges(app), _events(app)
     clerk1, clerk2 = net.caller("clerk1"), net.caller("clerk2")
-    s2_number = next(
-        n
-        for n in net.numbers
-        if reveal.explain(app, clerk2.principal, n, "recipient.phone", "delivery")["decision"]
-        == "allow"
-    )
     results = reveal.reveal_batch(
         app,
         [
@@ -146,14 +152,9 @@ def test_a_lost_group_transaction_fails_every_call(net: Network) -> None:
         pytest.skip("PostgreSQL commits each reveal of a batch on its own")
     number = net.s1_numbers[0]
     _fail_charges_of(app, net.users["clerk2"].id, how="ROLLBACK")
+    s2_number = _allowed_to(net, "clerk2")
     before_charges, before_events = _charges(app), _events(app)
     clerk1, clerk2 = net.caller("clerk1"), net.caller("clerk2")
-    s2_number = next(
-        n
-        for n in net.numbers
-        if reveal.explain(app, clerk2.principal, n, "recipient.phone", "delivery")["decision"]
-        == "allow"
-    )
     opened: list[Any] = []
     real_open = app.vault.open_fields
 
