@@ -35,7 +35,6 @@ from waybillguard.entrypoints.common import fail as _fail
 from waybillguard.entrypoints.common import open_home as _open
 from waybillguard.entrypoints.common import settings_for as _settings
 from waybillguard.entrypoints.common import state as _state
-from waybillguard.services import bench as bench_service
 from waybillguard.services import importer, keys, shredding, tracking, waybills
 from waybillguard.services import lookup as lookup_service
 from waybillguard.services.app import App, initialise
@@ -419,6 +418,8 @@ def bench_ingest(
     seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """End-to-end ingest vs the raw limit (one AES-GCM + executemany) on the same rows."""
+    from waybillguard.services import bench as bench_service  # only this command needs it
+
     emit_result(bench_service.ingest(count, seed=seed, workers=workers, log=err.print), json)
 
 

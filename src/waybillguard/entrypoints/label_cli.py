@@ -21,7 +21,6 @@ import typer
 from waybillguard.entrypoints.access_cli import acting
 from waybillguard.entrypoints.common import HomeOpt, JsonOpt, emit_json, emit_result, err, fail
 from waybillguard.entrypoints.common import open_home as _open
-from waybillguard.services import labels, virtual_numbers
 from waybillguard.services.waybills import WaybillNotFound
 
 MAX_PROCESSES = 4  # ZPL render processes a batch may use
@@ -88,6 +87,10 @@ def label_command(
 ) -> None:
     """打印隐私面单 / Print privacy labels (GB/T 41833-2022 zones; masked names and
     addresses, the recipient's virtual number, a courier-only QR token). Audited."""
+    # Imported here: the label renderers (reportlab, segno, PIL) cost ~0.1 s to import,
+    # which every other command would pay at start-up.
+    from waybillguard.services import labels, virtual_numbers
+
     wanted = list(numbers or [])
     try:
         if from_file is not None:
@@ -145,7 +148,7 @@ def bench_labels_command(
     """面单性能 / PDF, PNG and ZPL labels per second, and call-routing decisions per second."""
     if count < 1:
         fail("--count must be at least 1", 2, as_json=json)
-    from waybillguard.services import virtual_numbers
+    from waybillguard.services import labels, virtual_numbers
 
     result = labels.bench_labels(count, log=err.print)
     routes = virtual_numbers.bench_decisions(max(100_000, count * 20))
