@@ -251,3 +251,44 @@ def test_concurrent_requests_share_one_session_lookup(monkeypatch: pytest.Monkey
     assert all(isinstance(f, auth.AuthError) and f.code == "session_revoked" for f in failures)
     assert deps.SESSION_CACHE.get("wg_revoked", "http:test") is None
     assert deps._LOOKUPS == {}
+
+
+def test_the_lane_survives_its_thread_dying_and_a_closed_loop(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread killed by a BaseException answers its group with an error and a new
+    thread serves the next reveal; results for a loop that closed meanwhile are dropped
+    without stopping the thread."""
+    from waybillguard.entrypoints.http import reveal_lane
+    from waybillguard.services.reveal import RevealCall
+
+    lane = RevealLane(app)
+    if not lane.grouped:
+        pytest.skip("PostgreSQL runs each reveal on the thread pool, not on the lane's thread")
+    outcome = object()
+    failures = [SystemExit("simulated")]
+
+    def fake_batch(_app: object, calls: list[RevealCall]) -> list[object]:
+        if failures:
+            raise failures.pop()
+        return [outcome] * len(calls)
+
+    monkeypatch.setattr(reveal_lane, "reveal_batch", fake_batch)
+    call = RevealCall(None, "WG1", "recipient.phone", "delivery")  # type: ignore[arg-type]
+
+    async def one() -> object:
+        return await lane.reveal(call)
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        asyncio.run(one())
+    first = lane._thread
+    assert asyncio.run(one()) is outcome
+    assert lane._thread is not first
+
+    # a loop that is gone when its answers come back
+    gone = asyncio.new_event_loop()
+    future = gone.create_future()
+    gone.close()
+    reveal_lane._deliver([(call, future, gone)], [outcome])  # type: ignore[list-item]
+    assert asyncio.run(one()) is outcome
+    lane.close()

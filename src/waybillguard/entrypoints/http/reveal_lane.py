@@ -26,6 +26,7 @@ the database) each reveal runs on the server's thread pool on its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 from collections import deque
@@ -87,10 +88,7 @@ class RevealLane:
             if self._closing:
                 raise RuntimeError("the reveal lane is closed")
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="wg-reveal-lane", daemon=True
-                )
-                self._thread.start()
+                self._start()
             self._queue.append((call, future, loop))
             self._ready.notify()
         return await future
@@ -103,6 +101,10 @@ class RevealLane:
             thread = self._thread
         if thread is not None:
             thread.join()
+
+    def _start(self) -> None:  # with self._ready held
+        self._thread = threading.Thread(target=self._run, name="wg-reveal-lane", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         try:
@@ -118,6 +120,11 @@ class RevealLane:
                 self._answer(batch)
         finally:
             policy_admin.access_store(self.app).close()  # this thread's kept connection
+            with self._ready:  # stopped, or died: whoever queued meanwhile gets a new one
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                    if self._queue and not self._closing:
+                        self._start()
 
     def _answer(self, batch: list[Pending]) -> None:
         results: list[RevealOutcome | Exception]
@@ -138,7 +145,8 @@ def _deliver(batch: list[Pending], results: list[RevealOutcome | Exception]) -> 
     for (_call, future, loop), result in zip(batch, results, strict=True):
         by_loop.setdefault(loop, []).append((future, result))
     for loop, answers in by_loop.items():  # one wake-up of each loop per batch
-        loop.call_soon_threadsafe(_settle, answers)
+        with contextlib.suppress(RuntimeError):  # a loop closed meanwhile awaits nothing
+            loop.call_soon_threadsafe(_settle, answers)
 
 
 def _settle(answers: list[tuple[asyncio.Future[RevealOutcome], Any]]) -> None:
