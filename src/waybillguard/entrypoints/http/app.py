@@ -104,15 +104,16 @@ def create_app(settings: Settings, *, reveal_lane: bool = True) -> FastAPI:
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = thread_count(settings)
         application = open_app(settings)
-        lane = RevealLane(application)
-        api.state.wg_reveal_lane = lane if reveal_lane else None
+        lane = RevealLane(application) if reveal_lane else None
+        api.state.wg_reveal_lane = lane
         api.state.wg_app = application
         try:
             yield
         finally:
             api.state.wg_app = None
             api.state.wg_reveal_lane = None
-            await anyio.to_thread.run_sync(lane.close)
+            if lane is not None:
+                await anyio.to_thread.run_sync(lane.close)
             application.close()
 
     api = FastAPI(

@@ -46,8 +46,12 @@ async def get_app(request: Request) -> App:
 
 
 def client_label(request: Request) -> str:
-    host = request.client.host if request.client else "unknown"
-    return auth.client_label(f"http:{host}")
+    return host_label(request.client.host if request.client else None)
+
+
+def host_label(host: str | None) -> str:
+    """How sessions and audit events name an HTTP client: by its address only."""
+    return auth.client_label(f"http:{host or 'unknown'}")
 
 
 class _SessionCache:

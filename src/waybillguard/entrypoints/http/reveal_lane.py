@@ -8,9 +8,10 @@ request; and each reveal held SQLite's single write lock through its own WAL syn
 
 What. `RevealFastLane` sits inside `ObservabilityMiddleware` (so request ids, the body
 limit, the log line and the metrics are the same for both lanes) and takes only the
-plain case: a JSON body that `RevealIn` accepts, no TOTP step-up, and a session this
-worker authenticated within the last second (`deps.SESSION_CACHE`). Anything else —
-no or unknown token, a malformed body, a step-up, a vault not open yet — is handed to
+plain case: a bearer token of a live session (looked up as `current_caller` does,
+through `deps.caller_for`), a JSON body that `RevealIn` accepts, no TOTP step-up.
+Anything else — no or unknown token, a malformed body, a step-up, a vault not open
+yet — is handed to
 the FastAPI route unchanged (the body replayed), which answers exactly as before. So
 both lanes answer the same request the same way, and the OpenAPI schema still
 describes the route.
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 
 from waybillguard.entrypoints.http import routes_core
 from waybillguard.entrypoints.http.common import API_PREFIX
-from waybillguard.entrypoints.http.deps import caller_for
+from waybillguard.entrypoints.http.deps import caller_for, host_label
 from waybillguard.entrypoints.http.errors import from_exception
 from waybillguard.entrypoints.http.observability import (
     ASGIApp,
@@ -190,7 +191,7 @@ class RevealFastLane:
         lane, token, request = taken
         client = scope.get("client")
         try:
-            caller = await caller_for(lane.app, token, _client_label(client[0] if client else None))
+            caller = await caller_for(lane.app, token, host_label(client[0] if client else None))
         except auth.AuthError:  # the route answers 401 the same way
             await self.app(scope, _replay(body, receive), send)
             return
@@ -239,10 +240,6 @@ def _reveal_route() -> APIRoute:
         if isinstance(route, APIRoute) and route.endpoint is routes_core.reveal_waybill:
             return route
     raise LookupError("the reveal route is not in routes_core")  # pragma: no cover
-
-
-def _client_label(host: str | None) -> str:
-    return auth.client_label(f"http:{host or 'unknown'}")
 
 
 def _headers(scope: Scope) -> tuple[str | None, bytes]:
