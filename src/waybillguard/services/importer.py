@@ -18,6 +18,7 @@ import csv
 import gc
 import multiprocessing
 import os
+import pickle
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -29,7 +30,11 @@ from sqlalchemy import Connection
 
 from waybillguard.adapters.db.engine import SQLITE_PRAGMAS
 from waybillguard.adapters.db.tables import KEK_POS, UID_POS, WRAP_POS
-from waybillguard.adapters.db.waybill_store import KekNotActive, NewWaybillRow
+from waybillguard.adapters.db.waybill_store import (
+    KekNotActive,
+    NewWaybillRow,
+    with_bytearray_blobs,
+)
 from waybillguard.adapters.divisions import load_divisions
 from waybillguard.domain.address import AddressResolver, mask_address
 from waybillguard.domain.errors import FieldError
@@ -186,9 +191,17 @@ def _init_worker(keyring_path: str, prefix: str) -> None:
     gc.set_threshold(*_IMPORT_GC_THRESHOLD)
 
 
-def _seal_in_worker(rows: list[WorkRow], first_counter: int) -> SealedChunk:
+def _seal_for_writer(sealer: Sealer, rows: list[WorkRow], first_counter: int) -> SealedChunk:
+    """A sealed chunk as the writer binds it fastest (see with_bytearray_blobs)."""
+    sealed, rejected = sealer.seal_work(rows, first_counter)
+    return [with_bytearray_blobs(r) for r in sealed], rejected
+
+
+def _seal_in_worker(rows: list[WorkRow], first_counter: int) -> bytes:
+    """A sealed chunk, pickled here with protocol 5: the pool's own pickling
+    (protocol 4) rebuilds each bytearray through a function call in the parent."""
     assert _SEALER is not None
-    return _SEALER.seal_work(rows, first_counter)
+    return pickle.dumps(_seal_for_writer(_SEALER, rows, first_counter), protocol=5)
 
 
 # -- orchestration (parent process) ---------------------------------------------------
@@ -355,7 +368,7 @@ def _sealed(
         sealer = Sealer(settings.keyring_path, settings.tracking_prefix)
         for chunk in chunks:
             work = importer.prepare(chunk)
-            yield work, sealer.seal_work(work.rows, work.first_counter)
+            yield work, _seal_for_writer(sealer, work.rows, work.first_counter)
         return
     ctx = multiprocessing.get_context("fork")
     initargs = (str(settings.keyring_path), settings.tracking_prefix)
@@ -368,10 +381,10 @@ def _sealed(
             )
             if len(pending) >= workers * 2:
                 done, result = pending.popleft()
-                yield done, result.get()
+                yield done, pickle.loads(result.get())  # noqa: S301 - our worker's own output
         while pending:
             done, result = pending.popleft()
-            yield done, result.get()
+            yield done, pickle.loads(result.get())  # noqa: S301 - our worker's own output
 
 
 class _ErrorFile:
