@@ -16,6 +16,7 @@ from waybillguard.domain.address import (
     MAX_ADDRESS_LENGTH,
     Address,
     AddressResolver,
+    division_prefix,
     mask_address,
     street_part,
 )
@@ -567,3 +568,59 @@ def test_prefix_tables_stay_bounded_by_the_data() -> None:
     with pytest.raises(FieldError):
         resolver.resolve("火星基地一号舱", FIELD)
     assert "火星" not in resolver._prefix_tables
+
+
+# ------------------------------------------------------------- streets that name a person
+
+NAMED = [
+    # (detail, party names, street shown)
+    ("张三收科技园路12号", ("张三",), ""),
+    ("科技园路12号张三收", ("张三",), "科技园路"),  # the name is after the cut
+    ("欧阳娜娜科技园路1号", ("欧阳娜娜",), ""),
+    ("娜娜科技园路1号", ("欧阳娜娜",), ""),  # part of the name
+    ("阿依古丽·买买提路1号", ("阿依古丽·买买提",), ""),
+    ("Smith科技园路1号", ("John Smith",), ""),
+    ("SMITH科技园路1号", ("John Smith",), ""),
+    ("李四收科技园路1号", (), ""),  # a hand-over, whoever it names
+    ("转交王五科技园路1号", (), ""),
+    ("王先生科技园路1号", (), ""),
+    ("收件人科技园路1号", (), ""),
+    ("丰收路1号", ("张三",), "丰收路"),
+    ("建国路1号", ("张三",), "建国路"),
+    ("建国路1号", ("王建国",), ""),  # over-masking is the safe side
+]
+
+
+@pytest.mark.parametrize(("detail", "names", "street"), NAMED, ids=[n[0] for n in NAMED])
+def test_a_street_that_names_a_person_is_not_shown(
+    detail: str, names: tuple[str, ...], street: str
+) -> None:
+    assert street_part(detail, names) == street
+
+
+HAN_NAME_CHARS = "张王李赵刘陈杨黄周吴欧阳司马诸葛伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prefix=st.sampled_from(PREFIXES),
+    name=st.text(alphabet=HAN_NAME_CHARS, min_size=2, max_size=5),
+    joiner=st.sampled_from(["", "收", "转", "交", " ", "（收）"]),
+    street=street_names,
+    marker=st.sampled_from(["路", "大道", "街", "巷", "胡同", "里"]),
+    number=numbers,
+)
+def test_a_party_name_in_the_address_never_shows_in_the_mask(
+    prefix: str, name: str, joiner: str, street: str, marker: str, number: int
+) -> None:
+    for detail in (
+        f"{name}{joiner}{street}{marker}{number}号",
+        f"{street}{name}{marker}{number}号",
+    ):
+        address = shared_resolver().resolve(prefix + detail, FIELD)
+        masked = mask_address(address, (name,))
+        shown_street = masked[: -len(MASK)].removeprefix(
+            division_prefix(address.province, address.city, address.district)
+        )
+        assert name not in shown_street
+        assert shown_street in ("", street_part(address.detail))

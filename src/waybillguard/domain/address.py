@@ -74,6 +74,11 @@ _CUT_RE = re.compile(
 )
 _STREET_MARKERS = ("大道", "路", "街", "道", "巷", "弄", "胡同", "里", "村", "镇", "乡")
 MAX_STREET_LENGTH = 20
+# A street that names a person is not shown: hand-over words ("交张三", "李四收",
+# "王先生") and, where the parties' names are known, any two consecutive characters
+# of a name (Han) or any Latin name part of two letters or more.
+_PERSON_RE = re.compile(r"收件|收货|转交|代收|交给|先生|女士|小姐|^[\u3400-\u9fff·]{2,4}[收转]")
+_LATIN_PART_RE = re.compile(r"[A-Za-z]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,7 +573,7 @@ def _normalise(raw: str, field: str) -> str:
     return text
 
 
-def street_part(detail: str) -> str:
+def street_part(detail: str, names: tuple[str, ...] = ()) -> str:
     """The street/road name that starts ``detail``, or "" if there is none.
 
     Looks only at the text before the first digit and before any
@@ -580,6 +585,9 @@ def street_part(detail: str) -> str:
     "三里屯路三号楼" -> "三里屯路", "3栋502室" -> "". A 街 that starts 街道
     (sub-district) is not a street. The result never contains a digit (ASCII,
     full-width or other) nor a Chinese-numeral room part.
+
+    A street that looks like it names a person ("张三收科技园路") is dropped whole:
+    hand-over words, or a part of one of ``names`` (the waybill's parties).
     """
     cut = _CUT_RE.search(detail, 0, MAX_STREET_LENGTH)
     head = detail[: cut.start()] if cut is not None else detail[:MAX_STREET_LENGTH]
@@ -589,20 +597,37 @@ def street_part(detail: str) -> str:
             while at != -1 and head.startswith("街道", at):
                 at = head.find(marker, at + 1)
         if at != -1:
-            return head[: at + len(marker)].strip()
+            street = head[: at + len(marker)].strip()
+            return "" if _names_a_person(street, names) else street
     return ""
 
 
-def mask_address(address: Address) -> str:
+def _names_a_person(street: str, names: tuple[str, ...]) -> bool:
+    if _PERSON_RE.search(street) is not None:
+        return True
+    folded = street.casefold()
+    for name in names:
+        if name.isascii():
+            if any(p.casefold() in folded for p in _LATIN_PART_RE.findall(name)):
+                return True
+            continue
+        han = name.replace("·", "").replace(" ", "")
+        if any(han[i : i + 2] in street for i in range(len(han) - 1)):
+            return True
+    return False
+
+
+def mask_address(address: Address, names: tuple[str, ...] = ()) -> str:
     """Division names + street name + "****"; nothing of the house/room part.
 
     "广东省深圳市南山区科技园路12号3栋502室" -> "广东省深圳市南山区科技园路****";
     a municipality is not repeated ("北京市朝阳区建国路****"), nor a city that is
-    its own district ("广东省东莞市****").
+    its own district ("广东省东莞市****"). ``names``: the waybill's parties; a
+    street that shows part of one is left out (see `street_part`).
     """
     return (
         division_prefix(address.province, address.city, address.district)
-        + street_part(address.detail)
+        + street_part(address.detail, names)
         + MASK
     )
 

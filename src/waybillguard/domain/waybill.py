@@ -29,11 +29,13 @@ class Party:
     phone: Phone
     address: Address
 
-    def masked(self) -> dict[str, str]:
+    def masked(self, names: tuple[str, ...] = ()) -> dict[str, str]:
+        """``names``: the other parties', whose names the masked address must not
+        show either (this party's own name is always included)."""
         return {
             "name": mask_name(self.name),
             "phone": mask_phone(self.phone),
-            "address": mask_address(self.address),
+            "address": mask_address(self.address, (self.name.value, *names)),
         }
 
     def secrets(self) -> dict[str, str]:

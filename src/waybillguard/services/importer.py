@@ -109,6 +109,7 @@ class Sealer:
         r_name, r_phone, r_address = r.name, r.phone, r.address
         s_e164, r_e164 = s_phone.e164, r_phone.e164
         cts = sealed.ciphertexts
+        names = (s_name.value, r_name.value)
         parcel = order.parcel
         return (
             sealed.uid,
@@ -124,10 +125,10 @@ class Sealer:
             *[cts[f] for f in PII_FIELDS],
             mask_name(s_name),
             mask_phone(s_phone),
-            mask_address(s_address),
+            mask_address(s_address, names),
             mask_name(r_name),
             mask_phone(r_phone),
-            mask_address(r_address),
+            mask_address(r_address, names),
             vault.index_phone(s_e164),
             vault.index_phone(r_e164),
             vault.index_name_phone(s_name.value, s_e164),

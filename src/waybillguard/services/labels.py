@@ -372,17 +372,20 @@ def synthetic_label_data(count: int, seed: int = 20250301) -> list[LabelData]:
     for i, row in enumerate(synth_rows(count, seed)):
         sender, recipient = row["sender"], row["recipient"]
         destination = resolver.resolve(recipient["address"], "recipient.address")
+        names = (sender["name"], recipient["name"])
         # A token has the vault's shape (73 characters) and is as unique, not signed.
         token = "wgq1." + format(i * 2654435761 + seed, "x").rjust(68, "q")[-68:]
         datas.append(
             LabelData(
                 tracking_number=f"WG{i % 10_000_000:07d}{(i * 7919) % 1_000_000:06d}",
                 recipient_name=mask_name(parse_name(recipient["name"], "recipient.name")),
-                recipient_address=mask_address(destination),
+                recipient_address=mask_address(destination, names),
                 recipient_phone=f"170{(i // 9999) % 100_000_000:08d}转{i % 9999 + 1}",
                 sender_name=mask_name(parse_name(sender["name"], "sender.name")),
                 sender_phone=mask_phone(parse_phone(sender["phone"], "sender.phone")),
-                sender_address=mask_address(resolver.resolve(sender["address"], "s.address")),
+                sender_address=mask_address(
+                    resolver.resolve(sender["address"], "s.address"), names
+                ),
                 sort_code=sort_code_for(destination.adcode),
                 station=f"ST-{int(destination.adcode) % 997:03d}",
                 category=row["parcel"]["category"],
