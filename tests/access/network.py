@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from waybillguard.domain.identity import Principal, Role
-from waybillguard.services import identities, waybills
+from waybillguard.services import identities, tickets, waybills
 from waybillguard.services.activity import Actor
 from waybillguard.services.app import App
 from waybillguard.services.caller import Caller
@@ -34,6 +34,11 @@ class Network:
         principal = identities.get_principal(self.app, username)
         assert principal is not None
         return Caller(principal, client="test", mfa_at=datetime.now(UTC) if mfa else None)
+
+    def open_ticket(self, ticket_id: str, number: str, party: str, by: str = "cs1") -> bool:
+        """A ticket verified by the party's own phone (what the default policy needs)."""
+        phone = self.rows[self.numbers.index(number)][party]["phone"]
+        return tickets.open_ticket(self.app, self.caller(by).actor, ticket_id, number, party, phone)
 
     def advance(self, number: str, to: str) -> None:
         path = ["picked_up", "in_transit", "out_for_delivery", "delivered"]

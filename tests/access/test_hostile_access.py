@@ -578,13 +578,15 @@ def test_vote_on_absurd_request_ids(net: Network, request_id: int) -> None:
 
 @pytest.mark.parametrize("request_id", [2**63, 10**30])
 def test_reveal_with_absurd_approval_id_service(net: Network, request_id: int) -> None:
+    ticket = f"H3-{len(str(request_id))}"  # the network is shared by the parameters
+    net.open_ticket(ticket, net.numbers[0], "recipient")
     before = _snapshot(net.app)
     got = reveal.reveal(
         net.app,
         net.caller("cs1"),
         net.numbers[0],
         "recipient.phone",
-        "ticket:H3",
+        f"ticket:{ticket}",
         approval_id=request_id,
     )
     assert not got.allowed and got.decision.rule == "approval.unknown"

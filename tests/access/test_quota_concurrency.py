@@ -75,6 +75,7 @@ def _hammer(
 def _run(net: Network, *, mfa: bool, reason: str) -> list[dict[str, Any]]:
     number = net.numbers[2]
     expected = net.rows[2]["recipient"]["phone"]
+    net.open_ticket(PURPOSE.removeprefix("ticket:"), number, "recipient")
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES)
     results = ctx.Queue()

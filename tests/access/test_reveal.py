@@ -23,6 +23,7 @@ from waybillguard.services import (
     identities,
     policy_admin,
     reveal,
+    tickets,
 )
 from waybillguard.services.app import App
 
@@ -133,6 +134,9 @@ def test_customer_service_ticket_binds_waybill_and_party(net: Network) -> None:
     app = net.app
     a, b = net.numbers[0], net.numbers[1]
     cs = net.caller("cs1")
+    made_up = reveal.reveal(app, cs, a, "recipient.phone", "ticket:T123")
+    assert made_up.decision.rule == "cs_agent.ticket_not_open" and not made_up.fields
+    assert net.open_ticket("T123", a, "recipient")
     first = reveal.reveal(app, cs, a, "recipient.phone,recipient.name", "ticket:T123")
     assert first.allowed
     again = reveal.reveal(app, cs, a, "recipient.address", "ticket:T123")
@@ -145,6 +149,32 @@ def test_customer_service_ticket_binds_waybill_and_party(net: Network) -> None:
     assert mixed.decision.rule == "cs_agent.ticket_one_party"
     no_ticket = reveal.reveal(app, cs, b, "recipient.phone", "delivery")
     assert no_ticket.decision.rule == "cs_agent.purpose"
+
+
+def test_a_ticket_is_verified_only_by_the_partys_own_phone(net: Network) -> None:
+    app = net.app
+    a, b = net.numbers[3], net.numbers[4]
+    cs = net.caller("cs1")
+    row_a, row_b = (net.rows[net.numbers.index(n)] for n in (a, b))
+    # Another waybill's phone, or the other party's, does not open a ticket: refused and
+    # audited, nothing stored.
+    for ticket, phone in (("V1", row_b["recipient"]["phone"]), ("V2", row_a["sender"]["phone"])):
+        with pytest.raises(tickets.TicketError) as refused:
+            tickets.open_ticket(app, cs.actor, ticket, a, "recipient", phone)
+        assert refused.value.code == "ticket.contact_mismatch"
+        denied = reveal.reveal(app, cs, a, "recipient.phone", f"ticket:{ticket}")
+        assert denied.decision.rule == "cs_agent.ticket_not_open"
+    events = [e for e in audit.by_waybill(app, a) if e["action"] == "ticket.open"]
+    assert [(e["decision"], e["rule"]) for e in events] == [("deny", "ticket.contact_mismatch")] * 2
+    # Without a phone the ticket opens unverified, which the default policy refuses.
+    assert tickets.open_ticket(app, cs.actor, "V3", a, "recipient") is False
+    unverified = reveal.reveal(app, cs, a, "recipient.phone", "ticket:V3")
+    assert unverified.decision.rule == "cs_agent.ticket_unverified"
+    # The party's own phone, written as a customer may (spaces, +86), verifies it.
+    digits = "".join(c for c in row_a["recipient"]["phone"] if c.isdigit())[-11:]
+    spaced = f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}"
+    assert tickets.open_ticket(app, cs.actor, "V4", a, "recipient", spaced) is True
+    assert reveal.reveal(app, cs, a, "recipient.phone", "ticket:V4").allowed
 
 
 def test_partner_own_shipments_and_contract_fields(net: Network) -> None:
@@ -202,6 +232,7 @@ def test_cs_agent_allowance_then_step_up_then_locked(net: Network) -> None:
     app = net.app
     cs_stale = net.caller("cs1", mfa=False)
     number = net.numbers[2]
+    net.open_ticket("A1", number, "recipient")
     decisions = []
     for _ in range(20):
         got = reveal.reveal(app, cs_stale, number, "recipient.phone", "ticket:A1")
@@ -255,6 +286,7 @@ def test_daily_bands_need_manager_then_security_approval(net: Network) -> None:
     with store.write() as conn:  # 149 records revealed earlier today (outside the hour)
         store.charge(conn, cs.principal.id, 149, now - timedelta(hours=3), None)
     number = net.numbers[3]
+    net.open_ticket("B1", number, "recipient")
     why = "customer dispute 88"
     assert reveal.reveal(app, cs, number, "recipient.name", "ticket:B1", reason=why).allowed
     need = reveal.reveal(app, cs, number, "recipient.name", "ticket:B1", reason=why)
@@ -364,6 +396,7 @@ def test_audit_events_of_reveals_hold_no_personal_data(net: Network) -> None:
         "claim",
         reason="damaged parcel claim",
     )
+    net.open_ticket("D1", number, "recipient")  # the phone goes to the vault, not the log
     reveal.reveal(app, net.caller("cs1"), number, "recipient.phone", "ticket:D1")
     reveal.reveal_by_phone(
         app,

@@ -126,8 +126,19 @@ def test_issue_3_scenario(sh: Shell, tmp_path: Path) -> None:
     )  # fmt: skip
     assert explained["decision"] == "deny" and explained["charged"] is False
 
-    # Customer service: allowed up to the allowance, then step-up, then locked.
+    # Customer service: a ticket is opened with the customer's phone (on stdin), which
+    # must be the party's; then reveals up to the allowance, then step-up, then locked.
     sh.login("cs1")
+    made_up = sh.json("reveal", number, "--fields", "recipient.phone",
+                      "--purpose", "ticket:T123", code=3)  # fmt: skip
+    assert made_up["rule"] == "cs_agent.ticket_not_open"
+    wrong = sh.json("tickets", "open", "T123", "--waybill", number, "--party", "recipient",
+                    "--contact-stdin", stdin=sh.rows[1]["recipient"]["phone"] + "\n",
+                    code=3)  # fmt: skip
+    assert "not this party's phone" in wrong["error"]
+    opened = sh.json("tickets", "open", "T123", "--waybill", number, "--party", "recipient",
+                     "--contact-stdin", stdin=sh.rows[0]["recipient"]["phone"] + "\n")  # fmt: skip
+    assert opened == {"ticket": "T123", "waybill": number, "party": "recipient", "verified": True}
     seen = []
     for _ in range(20):
         seen.append(sh.json("reveal", number, "--fields", "recipient.phone",

@@ -18,7 +18,7 @@ Relations:
   station, so "own" never comes from the origin); for the courier it is also assigned to
   them; for the partner it is the partner's merchant's shipment; for the customer-service
   agent the ticket named by the purpose is bound to this waybill and to the party of the
-  requested field.
+  requested field, and was verified by the customer's phone.
 * ``other`` — another station (neither origin nor destination), assigned to another
   courier, another merchant's shipment; for the customer-service agent the ticket is bound
   to a different waybill.
@@ -35,6 +35,7 @@ from typing import Final
 
 import pytest
 
+from waybillguard.domain.errors import FieldError
 from waybillguard.domain.identity import (
     DEFAULT_GRADES,
     Principal,
@@ -53,6 +54,8 @@ from waybillguard.domain.policy import (
     decide_reveal,
     decide_view,
     default_policy,
+    default_policy_text,
+    parse_policy,
 )
 from waybillguard.domain.purpose import Purpose, PurposeKind, parse_purpose
 from waybillguard.domain.quota import Window
@@ -310,7 +313,7 @@ def ticket_for(role: Role, relation: str, field: str) -> TicketFacts | None:
         return None
     party = field.split(".", 1)[0]
     number = OWN_NUMBER if relation == OWN else OTHER_NUMBER
-    return TicketFacts(ticket_id="T1", tracking_number=number, party=party)
+    return TicketFacts(ticket_id="T1", tracking_number=number, party=party, verified=True)
 
 
 def facts_with(facts: WaybillFacts, **changes: object) -> WaybillFacts:
@@ -493,21 +496,63 @@ def test_cs_agent_needs_the_ticket_purpose(purpose: str) -> None:
     assert (decision.effect, decision.rule) == (Effect.DENY, "cs_agent.purpose")
 
 
-def test_cs_agent_unknown_ticket_opens_a_new_one_bound_to_any_waybill() -> None:
-    # Documents current behaviour: a ticket id that does not exist yet is allowed and
-    # flagged `opens_ticket` — for a waybill of any station (see the report of this test
-    # file: with self-opened tickets the ticket scope does not limit *which* waybills).
-    decision = decide_reveal(
-        POLICY,
+def _cs_decision(policy: Policy, ticket: TicketFacts | None) -> Decision:
+    return decide_reveal(
+        policy,
         principal_for(Role.CS_AGENT),
         facts_for(OTHER, Status.DELIVERED),
         request_for(Role.CS_AGENT, frozenset({"recipient.phone"})),
         NOW,
-        ticket=None,
+        ticket=ticket,
         used={},
     )
+
+
+def test_cs_agent_unknown_ticket_is_denied_by_default() -> None:
+    # The default policy accepts only tickets opened with the customer's phone: an agent
+    # cannot make up a ticket id and read any waybill's party with it.
+    decision = _cs_decision(POLICY, None)
+    assert (decision.effect, decision.rule) == (Effect.DENY, "cs_agent.ticket_not_open")
+    assert not decision.opens_ticket
+
+
+def test_cs_agent_unverified_ticket_is_denied_by_default() -> None:
+    number = facts_for(OTHER, Status.DELIVERED).tracking_number
+    ticket = TicketFacts("T1", number, "recipient", verified=False)
+    decision = _cs_decision(POLICY, ticket)
+    assert (decision.effect, decision.rule) == (Effect.DENY, "cs_agent.ticket_unverified")
+    verified = _cs_decision(POLICY, replace(ticket, verified=True))
+    assert (verified.effect, verified.rule) == (Effect.ALLOW, "cs_agent.ticket")
+
+
+def test_cs_agent_first_reveal_policy_binds_an_unknown_ticket() -> None:
+    # A network whose ticketing system does not capture the customer's number may opt in:
+    # an unknown ticket id is then allowed and flagged `opens_ticket`, for a waybill of any
+    # station, and unverified tickets are accepted.
+    text = default_policy_text().replace('tickets = "verified"', 'tickets = "first_reveal"')
+    first_reveal = parse_policy(text)
+    decision = _cs_decision(first_reveal, None)
     assert (decision.effect, decision.rule) == (Effect.ALLOW, "cs_agent.ticket")
     assert decision.opens_ticket
+    number = facts_for(OTHER, Status.DELIVERED).tracking_number
+    unverified = TicketFacts("T1", number, "recipient", verified=False)
+    assert _cs_decision(first_reveal, unverified).allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('\ntickets = "verified"\n', '\ntickets = "sometimes"\n'),
+        (
+            'scope = "station"\nview = "station"',
+            'scope = "station"\nview = "station"\ntickets = "verified"',
+        ),
+    ],
+)
+def test_tickets_setting_is_validated(text: str, where: str) -> None:
+    with pytest.raises(FieldError) as failed:
+        parse_policy(default_policy_text().replace(text, where, 1))
+    assert failed.value.field.endswith(".tickets")
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,17 @@ class Scope(StrEnum):
     NONE = "none"  # no reveals (break-glass may widen it)
 
 
+class TicketOpening(StrEnum):
+    """Which tickets a ticket-scoped role's reveals may cite."""
+
+    # Only a ticket opened with the customer's phone, which matched the party's phone:
+    # the agent cannot pick the party, the customer's own number names it.
+    VERIFIED = "verified"
+    # Also a new ticket id, bound to the waybill and party of its first reveal (for a
+    # network whose ticketing system does not capture the customer's number).
+    FIRST_REVEAL = "first_reveal"
+
+
 class Effect(StrEnum):
     ALLOW = "allow"
     DENY = "deny"
@@ -62,6 +73,7 @@ class RolePolicy:
     # How long after a waybill closed (delivered, returned, cancelled) it may still be
     # revealed; None: no limit. Closed waybills are what insiders harvest in bulk.
     closed_limit: timedelta | None = None
+    tickets: TicketOpening = TicketOpening.VERIFIED
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +115,7 @@ class TicketFacts:
     tracking_number: str
     party: str  # sender | recipient
     closed: bool = False
+    verified: bool = False  # opened with the customer's phone, which matched the party's
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +276,7 @@ def _check_scope(
         refused = _check_status(role, facts) or _check_closed(role, facts, now)
         return refused or Decision(Effect.ALLOW, f"{name}.own_station", "本网点运单 / own station")
     if role.scope is Scope.TICKET:
-        return _check_ticket(name, facts, request, ticket)
+        return _check_ticket(name, role.tickets, facts, request, ticket)
     if role.scope is Scope.MERCHANT:
         if principal.merchant is None or principal.merchant != facts.merchant:
             return _deny(f"{name}.not_own_shipment", "非本商户运单 / not your shipment")
@@ -309,7 +322,11 @@ def _party_of(fields: frozenset[str]) -> str | None:
 
 
 def _check_ticket(
-    name: str, facts: WaybillFacts, request: RevealRequest, ticket: TicketFacts | None
+    name: str,
+    opening: TicketOpening,
+    facts: WaybillFacts,
+    request: RevealRequest,
+    ticket: TicketFacts | None,
 ) -> Decision:
     party = _party_of(request.fields)
     if party is None:
@@ -319,6 +336,12 @@ def _check_ticket(
         )
     if request.purpose is not None and request.purpose.kind is not PurposeKind.TICKET:
         return _deny(f"{name}.purpose", "客服查看须附工单号 / reveals need ticket:ID")
+    verified_only = opening is TicketOpening.VERIFIED
+    if ticket is None and verified_only:
+        return _deny(
+            f"{name}.ticket_not_open",
+            "工单未开：请以客户来电号码开单 / open the ticket with the customer's phone first",
+        )
     if ticket is None:
         return Decision(
             Effect.ALLOW,
@@ -334,6 +357,11 @@ def _check_ticket(
         return _deny(
             f"{name}.ticket_party",
             f"工单只涉及{_party_label(ticket.party)} / the ticket concerns the {ticket.party} only",
+        )
+    if verified_only and not ticket.verified:
+        return _deny(
+            f"{name}.ticket_unverified",
+            "工单未经客户号码核验 / the ticket's party was not verified by the customer's phone",
         )
     return Decision(Effect.ALLOW, f"{name}.ticket", "工单范围内 / within the ticket")
 
@@ -455,6 +483,7 @@ _ROLE_KEYS: Final = frozenset(
         "grace_minutes",
         "break_glass",
         "closed_days",
+        "tickets",
     }
 )
 _SETTING_MAX: Final = {
@@ -613,6 +642,11 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
         raise FieldError(f"{where}.fields", "a courier never reveals the sender's phone")
     if scope is Scope.TICKET and PurposeKind.TICKET not in purposes:
         raise FieldError(f"{where}.purposes", "ticket scope needs the ticket purpose")
+    tickets_raw = data.get("tickets", TicketOpening.VERIFIED.value)
+    if tickets_raw not in TicketOpening.__members__.values():
+        raise FieldError(f"{where}.tickets", f"must be one of {', '.join(TicketOpening)}")
+    if "tickets" in data and scope is not Scope.TICKET:
+        raise FieldError(f"{where}.tickets", "only for a role with ticket scope")
     return RolePolicy(
         role=role,
         scope=scope,
@@ -623,6 +657,7 @@ def _parse_role(role: Role, data: object) -> RolePolicy:
         grace=timedelta(minutes=grace),
         break_glass=break_glass,
         closed_limit=closed_limit,
+        tickets=TicketOpening(tickets_raw),
     )
 
 

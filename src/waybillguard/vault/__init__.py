@@ -18,6 +18,7 @@ Shredding is the destruction of a wrapped data key by the store; see
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -155,6 +156,11 @@ class Vault:
 
     def index_name_phone(self, name: str, e164: str) -> bytes:
         return self._indexer.name_phone(name, e164)
+
+    def phone_matches(self, e164: str, index: bytes | None) -> bool:
+        """Whether ``e164`` is the phone behind a stored blind index (compared in
+        constant time; None, a waybill without one, never matches)."""
+        return index is not None and hmac.compare_digest(self._indexer.phone(e164), index)
 
     # -- tracking numbers ----------------------------------------------------------
     def issue_tracking_numbers(self, prefix: str, counters: Sequence[int]) -> list[str]:

@@ -430,13 +430,18 @@ class AccessStore:
     # -- tickets -----------------------------------------------------------------------------
     def ticket(self, conn: Connection, ticket_id: str) -> TicketFacts | None:
         row = conn.execute(
-            select(tickets.c.tracking_number, tickets.c.party, tickets.c.closed_at).where(
-                tickets.c.ticket_id == ticket_id
-            )
+            select(
+                tickets.c.tracking_number,
+                tickets.c.party,
+                tickets.c.closed_at,
+                tickets.c.verified_by,
+            ).where(tickets.c.ticket_id == ticket_id)
         ).first()
         if row is None:
             return None
-        return TicketFacts(ticket_id, row[0], row[1], closed=row[2] is not None)
+        return TicketFacts(
+            ticket_id, row[0], row[1], closed=row[2] is not None, verified=row[3] is not None
+        )
 
     def open_ticket(
         self,
@@ -446,6 +451,7 @@ class AccessStore:
         party: str,
         by: str,
         now: datetime,
+        verified_by: str | None = None,
     ) -> None:
         conn.execute(
             tickets.insert().values(
@@ -454,8 +460,21 @@ class AccessStore:
                 party=party,
                 opened_by=by,
                 opened_at=now,
+                verified_by=verified_by,
             )
         )
+
+    def party_phone_index(self, conn: Connection, tracking_number: str, party: str) -> bytes | None:
+        """The blind index of a party's phone (None: no such waybill, or shredded)."""
+        column = waybills.c.bi_sender_phone if party == "sender" else waybills.c.bi_recipient_phone
+        row = conn.execute(
+            select(column, waybills.c.shredded_at).where(
+                waybills.c.tracking_number == tracking_number
+            )
+        ).first()
+        if row is None or row[1] is not None or row[0] is None:
+            return None
+        return bytes(row[0])
 
     def close_ticket(self, conn: Connection, ticket_id: str, now: datetime) -> bool:
         return bool(

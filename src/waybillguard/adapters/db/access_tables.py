@@ -120,6 +120,9 @@ tickets = Table(
     Column("opened_by", String(64), nullable=False),
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
+    # How the party was verified when the ticket was opened ("phone": the customer's
+    # phone matched the party's, by blind index); NULL: not verified (migration 0007).
+    Column("verified_by", String(16), nullable=True),
 )
 
 quota_charges = Table(

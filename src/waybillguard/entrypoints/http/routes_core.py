@@ -259,8 +259,15 @@ def my_deliveries(
 @router.post("/tickets", status_code=201, summary="开工单 / open a ticket")
 def open_ticket(body: TicketIn, app: AppDep, caller: CallerDep) -> dict[str, Any]:
     require(caller, Role.CS_AGENT)
-    tickets.open_ticket(app, caller.actor, body.ticket_id, body.waybill, body.party)
-    return {"ticket": body.ticket_id, "waybill": body.waybill, "party": body.party}
+    verified = tickets.open_ticket(
+        app, caller.actor, body.ticket_id, body.waybill, body.party, body.contact_phone
+    )
+    return {
+        "ticket": body.ticket_id,
+        "waybill": body.waybill,
+        "party": body.party,
+        "verified": verified,
+    }
 
 
 @router.post("/tickets/{ticket_id}/close", summary="关工单 / close a ticket")

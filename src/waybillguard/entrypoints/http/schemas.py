@@ -259,3 +259,6 @@ class TicketIn(Strict):
     ticket_id: Annotated[str, Field(min_length=1, max_length=48)]
     waybill: Annotated[str, Field(max_length=32)]
     party: Literal["sender", "recipient"]
+    # The phone the customer called or wrote from: the ticket is verified when it is
+    # the party's phone (the default policy accepts only verified tickets).
+    contact_phone: Annotated[str | None, Field(max_length=32)] = None
