@@ -134,6 +134,14 @@ def test_cs_agent_step_up_then_allowed(
     """cs2 (grade 2: 20 an hour freely) reveals under a ticket until the allowance, is
     stepped up, then passes with a fresh TOTP and a written reason."""
     n = seeded.net.numbers[5]
+    ticket = {
+        "ticket_id": "HT-9",
+        "waybill": n,
+        "party": "recipient",
+        "contact_phone": seeded.net.rows[5]["recipient"]["phone"],
+    }
+    opened = call(server, tokens["cs2"], "POST", f"{API}/tickets", json=ticket)
+    assert opened.status_code == 201 and opened.json()["verified"] is True
     body = {"fields": ["recipient.phone"], "purpose": "ticket:HT-9"}
     decisions = []
     for _ in range(21):

@@ -192,7 +192,13 @@ def test_a_burst_is_committed_in_groups_and_counted_exactly(
     }
     token = fast.post(f"{API}/auth/login", json=body).json()["token"]
     number = seeded.net.numbers[5]
-    ticket = {"ticket_id": "LANE-1", "waybill": number, "party": "recipient"}
+    phone = seeded.net.rows[5]["recipient"]["phone"]
+    ticket = {
+        "ticket_id": "LANE-1",
+        "waybill": number,
+        "party": "recipient",
+        "contact_phone": phone,
+    }
     headers = {"Authorization": f"Bearer {token}"}
     assert fast.post(f"{API}/tickets", json=ticket, headers=headers).status_code == 201
     api = create_app(seeded.settings)

@@ -66,9 +66,15 @@ def test_quota_exact_with_three_workers(server3: Server, seeded: Seeded) -> None
         tokens["cs1"],
         "POST",
         f"{API}/tickets",
-        json={"ticket_id": "Q-1", "waybill": n, "party": "recipient"},
+        json={
+            "ticket_id": "Q-1",
+            "waybill": n,
+            "party": "recipient",
+            "contact_phone": seeded.net.rows[7]["recipient"]["phone"],
+        },
     )
     assert r.status_code == 201, r.text
+    assert r.json()["verified"] is True
     body = {"fields": ["recipient.phone"], "purpose": "ticket:Q-1"}
     calls = [(f"{API}/waybills/{n}/reveal", body)] * (CLIENTS * 2)
     responses = _hammer(server3.url, tokens["cs1"], calls)

@@ -98,6 +98,7 @@ def test_a_batch_counts_exactly_like_one_reveal_after_another(net: Network) -> N
     app = net.app
     number = net.numbers[2]
     cs = net.caller("cs1", mfa=False)
+    net.open_ticket("G1", number, "recipient")
     calls = [RevealCall(cs, number, "recipient.phone", "ticket:G1") for _ in range(25)]
     before_events = _events(app)
     results = reveal.reveal_batch(app, calls)

@@ -156,18 +156,23 @@ def test_desk_search_reveal_with_ticket_then_denied(console: Console, visit: Vis
     page.click("#search-submit")
     result = page.locator(f"#results tr[data-number='{number}']")
     expect(result).to_be_visible()
-    # By phone: the phone travels only in the POST body.
-    other = console.net.s1_numbers[6]
+    # A made-up ticket id, without the customer's phone, opens nothing and reveals nothing.
+    result.locator("input").check()
+    page.fill("#reveal-ticket", "TK-MADE-UP")
+    page.click("#reveal-submit")
+    expect(page.locator("#flash.error")).to_contain_text("cs_agent.ticket_not_open")
+    expect(page.locator("#revealed")).to_be_hidden()
+
+    # The customer calls from their phone: searching by it (the phone travels only in the
+    # POST body) also keeps it as the contact that verifies the new ticket's party.
     page.check("input[name=by][value=phone]")
-    page.fill("#search-query", console.row(other)["recipient"]["phone"])
+    page.fill("#search-query", row["recipient"]["phone"])
     page.click("#search-submit")
-    expect(page.locator(f"#results tr[data-number='{other}']")).to_be_visible()
+    expect(page.locator(f"#results tr[data-number='{number}']")).to_be_visible()
+    expect(page.locator("#search-query")).to_have_value("")
     assert_no_pii(console, visit)
     shot(page, "desk")
 
-    page.check("input[name=by][value=number]")
-    page.fill("#search-query", number)
-    page.click("#search-submit")
     page.locator(f"#results tr[data-number='{number}'] input").check()
     page.fill("#reveal-ticket", "TK-A-77")
     page.click("#reveal-submit")
@@ -176,6 +181,7 @@ def test_desk_search_reveal_with_ticket_then_denied(console: Console, visit: Vis
     digits = "".join(ch for ch in row["recipient"]["phone"] if ch.isdigit())[-11:]
     assert digits in "".join(ch for ch in phone.inner_text() if ch.isdigit())
     expect(page.locator("#allowance-hour-remaining")).to_have_text("19")
+    expect(page.locator("#reveal-contact")).to_have_value("")
     shot(page, "desk-revealed")
 
     # The ticket is now bound to the recipient: the sender's name is refused.

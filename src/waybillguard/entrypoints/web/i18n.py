@@ -70,6 +70,11 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "desk.query": ("运单号或电话", "Tracking number or phone"),
     "desk.results": ("查询结果（已脱敏）", "Results (masked)"),
     "desk.ticket": ("工单号", "Ticket id"),
+    "desk.contact": (
+        "客户来电号码（新工单核验该方）",
+        "Customer's phone (verifies the party of a new ticket)",
+    ),
+    "desk.ticket_opened": ("工单已开并核验", "Ticket opened and verified"),
     "desk.fields": ("查看字段", "Fields to reveal"),
     "desk.reveal": ("查看明文", "Reveal"),
     "desk.revealed": ("明文（已审计）", "Revealed (audited)"),

@@ -407,6 +407,7 @@
       }, function () { b.disabled = false; flash(t("common.load_failed"), true); });
     }
     document.getElementById("ticket-label").hidden = !isAgent;
+    document.getElementById("contact-label").hidden = !isAgent;
     document.getElementById("purpose-label").hidden = isAgent;
     function refreshAllowance() {
       return api("GET", API + "/allowance").then(function (r) { if (r.ok) { allowanceMeters(r.data); } else { fail(r); } });
@@ -455,7 +456,11 @@
       var request = by === "phone"
         ? api("POST", API + "/lookup", { phone: text, limit: 20 })  // the phone only in the body
         : api("GET", API + "/waybills/" + encodeURIComponent(text.toUpperCase()));
-      if (by === "phone") { query.value = ""; }
+      if (by === "phone") {
+        // The customer's own number: it verifies the party of the ticket opened next.
+        if (isAgent) { document.getElementById("reveal-contact").value = text; }
+        query.value = "";
+      }
       request.then(function (r) {
         if (!r.ok) { show([]); fail(r); return; }
         show(by === "phone" ? (r.data.items || []) : [r.data]);
@@ -475,7 +480,28 @@
       if (totp.value.trim()) { payload.totp = totp.value.trim(); }
       totp.value = "";
       clearRevealed();
-      api("POST", API + "/waybills/" + encodeURIComponent(selected) + "/reveal", payload).then(function (r) {
+      var number = selected;
+      var contact = document.getElementById("reveal-contact");
+      var opening = Promise.resolve(true);
+      if (isAgent && contact.value.trim()) {
+        // A new ticket: opened with the customer's phone for the party of the chosen
+        // fields (the phone only in the POST body); an existing ticket id is reused.
+        var party = fields.length ? fields[0].split(".")[0] : "recipient";
+        opening = api("POST", API + "/tickets", {
+          ticket_id: payload.purpose.slice("ticket:".length), waybill: number,
+          party: party, contact_phone: contact.value.trim()
+        }).then(function (o) {
+          if (o.ok) { flash(t("desk.ticket_opened"), false); return true; }
+          if (o.data && o.data.error && o.data.error.code === "ticket.exists") { return true; }
+          fail(o);
+          return false;
+        });
+        contact.value = "";
+      }
+      opening.then(function (go) { if (go) { reveal(number, payload); } });
+    });
+    function reveal(number, payload) {
+      api("POST", API + "/waybills/" + encodeURIComponent(number) + "/reveal", payload).then(function (r) {
         refreshAllowance();
         if (!r.ok) { fail(r); return; }
         flash(t("common.done") + " · " + t("audit.event") + " #" + r.data.audit_event, false);
@@ -487,7 +513,7 @@
         });
         document.getElementById("revealed").hidden = false;
       });
-    });
+    }
   }
 
   // -- approvals (manager and security) ---------------------------------------------------------
