@@ -97,3 +97,7 @@ def _network(settings: Settings, out: Console) -> None:
     out.print(
         "   TOTP codes: `oathtool --totp -b SECRET` or any authenticator app (RFC 6238, 30 s)"
     )
+    out.print(
+        "   客服 cs1: search by the customer's phone, then reveal under a new ticket id — "
+        "that phone must be the party's (verified ticket)"
+    )
