@@ -104,10 +104,13 @@ def test_serve_one_worker_passes_the_protocols(home: Path, monkeypatch: pytest.M
     assert calls and calls[0]["loop"] == loop and calls[0]["http"] == http
 
 
-def test_serve_workers_share_a_tcp_listening_socket(
+def test_serve_workers_listen_on_sockets_of_their_own(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import uvicorn.supervisors
+    from uvicorn.supervisors import multiprocess
+
+    from waybillguard.entrypoints.http.worker_sockets import OwnSocketWorker
 
     started: list[tuple[Any, list[socket.socket]]] = []
 
@@ -116,8 +119,13 @@ def test_serve_workers_share_a_tcp_listening_socket(
             started.append((config, sockets))
 
         def run(self) -> None:
-            sock = started[-1][1][0]
-            assert sock.proto == socket.IPPROTO_TCP and sock.fileno() != -1
+            # The workers it would start bind their own sockets to the port it holds.
+            assert multiprocess.Process is OwnSocketWorker
+            config = started[-1][0]
+            assert config.port != 0
+            own = server.listening_socket("127.0.0.1", config.port, reuse_port=True)
+            assert own.proto == socket.IPPROTO_TCP
+            own.close()
 
     monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", FakeSupervisor)
     monkeypatch.delenv("WAYBILLGUARD_DATABASE_URL", raising=False)
@@ -126,9 +134,59 @@ def test_serve_workers_share_a_tcp_listening_socket(
     monkeypatch.setenv("WAYBILLGUARD_HOME", str(home))
     server.serve("127.0.0.1", 0, 3, home)
     config, sockets = started[0]
-    assert config.workers == 3 and config.factory
+    assert config.workers == 3 and config.factory and sockets == []
     assert (config.loop, config.http) == server.protocols()
-    assert sockets[0].fileno() == -1  # closed once the supervisor returned
+    assert multiprocess.Process is not OwnSocketWorker  # put back once it returned
+    # The port is free again: the supervisor's socket was closed.
+    server.listening_socket("127.0.0.1", config.port).close()
+
+
+def _listening_owners(port: int, pids: list[int]) -> dict[int, int]:
+    """Established connections to `port`, counted per process of `pids` (by socket inode)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                target = fd.readlink().as_posix()
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = pid
+    counts = dict.fromkeys(pids, 0)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        local_port = int(parts[1].split(":")[1], 16)
+        if local_port == port and parts[3] == "01" and parts[9] in inodes:  # ESTABLISHED
+            counts[inodes[parts[9]]] += 1
+    return counts
+
+
+def test_connections_are_spread_over_the_workers(tmp_path: Path) -> None:
+    """32 clients connecting at once: with one shared socket the first worker to wake
+    took nearly all (31 and 1); with a socket per worker the kernel spreads them."""
+    settings = make_settings(tmp_path / "home")
+    initialise(settings)
+    srv = start_server(settings, tmp_path / "server.log", workers=2)
+    try:
+        children = Path(f"/proc/{srv.proc.pid}/task/{srv.proc.pid}/children").read_text()
+        workers = [int(p) for p in children.split()]
+        workers = [p for p in workers if Path(f"/proc/{p}/cmdline").read_bytes().count(b"spawn")]
+        assert len(workers) == 2, workers
+        conns = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(32)]
+        try:
+            for conn in conns:
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            for conn in conns:
+                assert b"200 OK" in conn.recv(65536)
+            counts = _listening_owners(srv.port, workers)
+        finally:
+            for conn in conns:
+                conn.close()
+        assert sum(counts.values()) == 32, counts
+        assert min(counts.values()) >= 4, counts  # binomial(32, 1/2): below 4 once in ~400,000
+    finally:
+        srv.stop()
 
 
 def test_keep_alive_requests_do_not_wait_for_delayed_acks(tmp_path: Path) -> None:

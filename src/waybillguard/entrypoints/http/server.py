@@ -18,6 +18,14 @@ stock asyncio loop with the pure-Python h11 parser, which are the fallback elsew
 TCP (`listening_socket`): uvicorn's own leaves the protocol number at 0, and the stock
 asyncio loop then never sets TCP_NODELAY on accepted connections, so each keep-alive
 response (headers and body are two writes) waited ~40 ms for the client's delayed ACK.
+
+Each worker listens on a socket of its own, bound to the same port with SO_REUSEPORT
+(`worker_sockets.OwnSocketWorker`), so the kernel spreads new connections over the workers by their
+addresses. With one shared socket, whichever worker woke first accepted every pending
+connection: 32 clients connecting at once landed 31 on one worker and 1 on the other,
+which then served one core's worth while the other idled. The supervisor holds a
+socket bound to the port (never listening, so no connection waits on it) to claim the
+port and learn it when 0 was asked for.
 """
 
 from __future__ import annotations
@@ -114,14 +122,17 @@ def _first_importable(name: str, fallback: str) -> str:
     return name
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for the workers to share, created with IPPROTO_TCP: asyncio
-    turns TCP_NODELAY on for an accepted connection only when the listener's protocol
-    number says TCP (uvicorn's `Config.bind_socket` leaves it at 0)."""
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket, created with IPPROTO_TCP: asyncio turns TCP_NODELAY on for an
+    accepted connection only when the listener's protocol number says TCP (uvicorn's
+    `Config.bind_socket` leaves it at 0). `reuse_port`: one of several sockets on the
+    port, one per worker (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
@@ -157,6 +168,7 @@ def serve(
 
     from waybillguard.entrypoints.http.app import create_app
     from waybillguard.entrypoints.http.observability import LOG_CONFIG
+    from waybillguard.entrypoints.http.worker_sockets import own_socket_workers
 
     settings = load_settings(home)
     chosen = server_settings(settings, host, port, workers)
@@ -190,21 +202,21 @@ def serve(
             **common,
         )
         try:
-            sock = listening_socket(chosen.host, chosen.port)
+            holder = listening_socket(chosen.host, chosen.port, reuse_port=True)
         except OSError as exc:
             where = f"{chosen.host}:{chosen.port}"
             raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+        config.port = holder.getsockname()[1]  # the port the kernel chose for 0
         logging.getLogger("uvicorn.error").info(
-            "Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
-            chosen.host,
-            sock.getsockname()[1],
+            "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", chosen.host, config.port
         )
         try:
-            Multiprocess(config, sockets=[sock]).run()
+            with own_socket_workers():
+                Multiprocess(config, sockets=[]).run()
         except KeyboardInterrupt:
             pass
         finally:
-            sock.close()
+            holder.close()
     finally:
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)
