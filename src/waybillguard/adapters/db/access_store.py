@@ -29,7 +29,7 @@ from waybillguard.adapters.db.access_tables import (
     principals,
     tickets,
 )
-from waybillguard.adapters.db.engine import KeptConnection, is_sqlite
+from waybillguard.adapters.db.engine import KeptConnection, TurnTakingWriter, is_sqlite
 from waybillguard.adapters.db.tables import CT_COLUMNS, station_coverage, waybill_events, waybills
 from waybillguard.domain.lifecycle import TERMINAL, Status
 from waybillguard.domain.policy import TicketFacts, WaybillFacts
@@ -172,11 +172,11 @@ class AccessStore:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._kept = KeptConnection(engine)
+        self._writer = TurnTakingWriter(engine)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction (`engine.TurnTakingWriter`)."""
+        return self._writer.write()
 
     def hot_write(self) -> AbstractContextManager[Connection]:
         """A write transaction on this thread's kept connection (the reveal path)."""

@@ -12,7 +12,7 @@ per-value processing would cost more than the database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -26,7 +26,7 @@ from waybillguard.adapters.db.audit_tables import (
     audit_pending,
     audit_waybill_refs,
 )
-from waybillguard.adapters.db.engine import WriteTurns, is_sqlite
+from waybillguard.adapters.db.engine import TurnTakingWriter, is_sqlite
 
 STATE_ID = 1
 _STATE_SQL = "SELECT tree_size, frontier, root_hash, updated_at FROM audit_state WHERE id = ?"
@@ -98,7 +98,7 @@ class AuditStore:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self.mark = "?" if self.sqlite else "%s"
-        self._turns = WriteTurns.for_engine(engine)
+        self._writer = TurnTakingWriter(engine)
 
     # -- driver access -------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -134,19 +134,10 @@ class AuditStore:
             cursor.close()
 
     # -- transactions --------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE) committed on success: the
-        commit is the durability point of whatever it wrote (the engine's SQLite
-        connections commit with `synchronous=FULL`; PostgreSQL with its default
-        `synchronous_commit=on`). On an SQLite file the transaction first waits for its
-        turn (`engine.WriteTurns`)."""
-        with (
-            self._turns.turn() if self._turns is not None else nullcontext(),
-            self.engine.connect().execution_options(immediate=True) as conn,
-            conn.begin(),
-        ):
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction (`engine.TurnTakingWriter`): its commit is the
+        durability point of whatever it wrote."""
+        return self._writer.write()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

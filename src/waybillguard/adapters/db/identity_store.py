@@ -14,7 +14,7 @@ token.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from waybillguard.adapters.db.access_tables import credentials, principals, sessions, units
-from waybillguard.adapters.db.engine import is_sqlite
+from waybillguard.adapters.db.engine import TurnTakingWriter, is_sqlite
 from waybillguard.adapters.db.tables import station_coverage
 from waybillguard.domain.identity import (
     Principal,
@@ -202,13 +202,13 @@ def _session(row: _AnyRow) -> SessionRow:
 class IdentityStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer = TurnTakingWriter(engine)
 
     # -- transactions --------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE) committed on success."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction (`engine.TurnTakingWriter`; a session's touch runs in the
+        middle of a request)."""
+        return self._writer.write()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from waybillguard.adapters.db.access_tables import assignments
-from waybillguard.adapters.db.engine import KeptConnection, is_sqlite
+from waybillguard.adapters.db.engine import KeptConnection, TurnTakingWriter, is_sqlite
 from waybillguard.adapters.db.tables import waybill_events, waybills
 from waybillguard.adapters.db.telephony_tables import (
     vn_bindings,
@@ -171,12 +171,11 @@ class TelephonyStore:
         self.engine = engine
         self.sqlite = is_sqlite(engine)
         self._kept = KeptConnection(engine)
+        self._writer = TurnTakingWriter(engine)
 
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction (`engine.TurnTakingWriter`)."""
+        return self._writer.write()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

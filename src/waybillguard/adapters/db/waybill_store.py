@@ -7,7 +7,7 @@ masked records to everyone else.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from waybillguard.adapters.db.engine import is_sqlite
+from waybillguard.adapters.db.engine import TurnTakingWriter, is_sqlite
 from waybillguard.adapters.db.tables import (
     BLIND_INDEX_COLUMNS,
     BLOB_POSITIONS,
@@ -175,13 +175,12 @@ class KekNotActive(RuntimeError):
 class WaybillStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._writer = TurnTakingWriter(engine)
 
     # -- transactions --------------------------------------------------------------
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction (SQLite: BEGIN IMMEDIATE) committed on success."""
-        with self.engine.connect().execution_options(immediate=True) as conn, conn.begin():
-            yield conn
+    def write(self) -> AbstractContextManager[Connection]:
+        """A write transaction (`engine.TurnTakingWriter`)."""
+        return self._writer.write()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
