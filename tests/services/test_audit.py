@@ -725,18 +725,38 @@ def test_sqlite_audit_commit_syncs_the_log(sqlite_app: App) -> None:
     assert audit.record(app, event(1)) > 0
 
 
-def test_sqlite_audit_writers_queue_for_their_turn(sqlite_app: App) -> None:
-    """Audit writers on one SQLite file wait for the turn lock (a flock next to the
-    database) before taking SQLite's write lock, and go on once it is released."""
+@pytest.mark.parametrize("writer", ["audit", "identity", "waybills", "access", "telephony"])
+def test_sqlite_writers_queue_for_their_turn(sqlite_app: App, writer: str) -> None:
+    """Every store's writes on one SQLite file wait for the turn lock (a flock next to
+    the database) before taking SQLite's write lock, and go on once it is released —
+    not only the hot paths: a session's touch (identity store) that polled SQLite's lock
+    instead slept in its busy handler for up to 100 ms behind a reveal group."""
+    from waybillguard.services import identities, policy_admin, virtual_numbers
+
     app = sqlite_app
-    store = audit._store(app)
-    assert store._turns is not None
-    other = WriteTurns(store._turns.path)  # another holder: its own open file
+    stores: dict[str, Any] = {
+        "identity": identities.store_for,
+        "waybills": lambda a: a.store,
+        "access": policy_admin.access_store,
+        "telephony": virtual_numbers.store_for,
+    }
+
+    def write() -> None:
+        if writer == "audit":
+            audit.record(app, event(2))
+            return
+        with stores[writer](app).write() as conn:
+            conn.execute(text("SELECT 1"))
+
+    turns = WriteTurns.for_engine(app.engine)
+    assert turns is not None
+    other = WriteTurns(turns.path)  # another holder: its own open file
     done = threading.Event()
     with other.turn():
-        worker = threading.Thread(target=lambda: (audit.record(app, event(2)), done.set()))
+        worker = threading.Thread(target=lambda: (write(), done.set()))
         worker.start()
         assert not done.wait(0.3)  # queued behind the turn
     assert done.wait(30)
     worker.join()
-    assert sql(app, "SELECT count(*) FROM audit_pending")[0][0] == 1
+    if writer == "audit":
+        assert sql(app, "SELECT count(*) FROM audit_pending")[0][0] == 1
