@@ -177,6 +177,37 @@ def test_a_ticket_is_verified_only_by_the_partys_own_phone(net: Network) -> None
     assert reveal.reveal(app, cs, a, "recipient.phone", "ticket:V4").allowed
 
 
+def test_guessing_phones_stops_after_a_few_mismatches_and_alerts(net: Network) -> None:
+    """A masked phone still hides six digits: a million tries would find the number.
+    After MAX_MISMATCHES refusals within an hour the agent opens no ticket with a phone
+    (not even the right one), security gets one alert, and nothing was stored."""
+    app = net.app
+    number = net.numbers[5]
+    cs = net.caller("cs1")
+    wrong = net.rows[6]["recipient"]["phone"]
+    for i in range(tickets.MAX_MISMATCHES):
+        with pytest.raises(tickets.TicketError) as refused:
+            tickets.open_ticket(app, cs.actor, f"G{i}", number, "recipient", wrong)
+        assert refused.value.code == "ticket.contact_mismatch"
+    right = net.rows[5]["recipient"]["phone"]
+    with pytest.raises(tickets.TicketError) as paused:
+        tickets.open_ticket(app, cs.actor, "G-right", number, "recipient", right)
+    assert paused.value.code == "ticket.contact_attempts"
+    assert right not in str(paused.value)
+    raised = [a for a in alerts.list_alerts(app) if a["kind"] == "ticket.contact_mismatches"]
+    assert len(raised) == 1 and "cs1" in raised[0]["message"]
+    assert scan_text(raised[0]["message"], {right, wrong}) == []
+    rules = [e["rule"] for e in audit.by_waybill(app, number) if e["action"] == "ticket.open"]
+    assert rules == ["ticket.contact_mismatch"] * tickets.MAX_MISMATCHES + [
+        "ticket.contact_attempts"
+    ]
+    assert reveal.reveal(app, cs, number, "recipient.phone", "ticket:G-right").decision.rule == (
+        "cs_agent.ticket_not_open"
+    )
+    # Another agent is not affected.
+    assert net.open_ticket("G-other", number, "recipient", by="cs2")
+
+
 def test_partner_own_shipments_and_contract_fields(net: Network) -> None:
     app = net.app
     merchant = net.rows[0]["merchant"]

@@ -959,6 +959,13 @@ def by_waybill(app: App, number: str, limit: int = MAX_QUERY) -> list[dict[str, 
     return [e for e in events if number in e.get("waybills", ())]
 
 
+def denied_since(app: App, actor: str, action: str, since: datetime) -> int:
+    """How many of `actor`'s `action` events since `since` were denied."""
+    store = _store(app)
+    with store.read() as conn:
+        return store.count_denied(conn, actor, action, parse_time(since))
+
+
 def by_actor(
     app: App,
     actor: str | None,

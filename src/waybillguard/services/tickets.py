@@ -11,21 +11,29 @@ an unknown ticket id on its first reveal.
 
 A phone that does not match is refused and audited (decision deny): each try costs an
 audit event that names the agent, so the check cannot be used quietly as an oracle of
-who is a party to which waybill.
+who is a party to which waybill. Nor in bulk: a masked phone still hides six digits, so
+trying a million numbers would find one. After `MAX_MISMATCHES` refusals within an hour
+the agent may open no ticket with a phone until the hour has passed, and security is
+alerted once.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.fields import ROLES
 from waybillguard.domain.phone import parse_phone
 from waybillguard.domain.purpose import PurposeKind, parse_purpose
-from waybillguard.domain.tracking import parse_tracking_number
-from waybillguard.services import policy_admin
+from waybillguard.domain.tracking import TrackingNumber, parse_tracking_number
+from waybillguard.services import alerts, audit, policy_admin
 from waybillguard.services.activity import Actor, emit, emit_in
 from waybillguard.services.app import App
+
+# Phones that did not match, per agent and rolling hour, before opening with a phone stops.
+MAX_MISMATCHES = 5
+MISMATCH_WINDOW = timedelta(hours=1)
 
 
 class TicketError(ValueError):
@@ -54,6 +62,9 @@ def open_ticket(
         raise FieldError("party", "must be sender or recipient")
     contact = None if contact_phone is None else parse_phone(contact_phone, "contact_phone").e164
     parsed = parse_tracking_number(number)
+    earlier = 0 if contact is None else _mismatches(app, actor)
+    if earlier >= MAX_MISMATCHES:
+        _refuse_for_mismatches(app, actor, parsed, ticket)
     store = policy_admin.access_store(app)
     with store.write() as conn:
         if parsed is None or store.waybill_facts(conn, str(parsed)) is None:
@@ -88,9 +99,42 @@ def open_ticket(
         rule="ticket.contact_mismatch",
         detail={"party": party, "verified": 0},
     )
+    if earlier + 1 == MAX_MISMATCHES:
+        alerts.raise_alert(
+            app,
+            "ticket.contact_mismatches",
+            "high",
+            f"{actor.name}：一小时内 {MAX_MISMATCHES} 次来电号码与运单不符，已暂停以号码开单"
+            f" / {actor.name}: {MAX_MISMATCHES} phones that did not match a waybill's party "
+            "within an hour; opening tickets with a phone is paused for the hour",
+        )
     raise TicketError(
         "ticket.contact_mismatch",
         "来电号码与该方电话不符 / the customer's phone is not this party's phone",
+    )
+
+
+def _mismatches(app: App, actor: Actor) -> int:
+    since = datetime.now(UTC) - MISMATCH_WINDOW
+    return audit.denied_since(app, actor.name, "ticket.open", since)
+
+
+def _refuse_for_mismatches(
+    app: App, actor: Actor, number: TrackingNumber | None, ticket: str
+) -> NoReturn:
+    emit(
+        app,
+        actor,
+        "ticket.open",
+        waybills=[str(number)] if number is not None else [],
+        purpose=f"ticket:{ticket}",
+        decision="deny",
+        rule="ticket.contact_attempts",
+    )
+    raise TicketError(
+        "ticket.contact_attempts",
+        f"一小时内来电号码不符已达 {MAX_MISMATCHES} 次，请稍后再试"
+        f" / {MAX_MISMATCHES} phones did not match within the hour; try again later",
     )
 
 

@@ -529,6 +529,22 @@ class AuditStore:
         )
         return self._found(rows)
 
+    def count_denied(self, conn: Connection, actor: str, action: str, since: str) -> int:
+        """How many of `actor`'s `action` events since `since` were denied (pending
+        events included: the index row is written with the event)."""
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(audit_index)
+                .where(
+                    audit_index.c.actor == actor,
+                    audit_index.c.at >= since,
+                    audit_index.c.action == action,
+                    audit_index.c.decision == "deny",
+                )
+            ).scalar_one()
+        )
+
     def top_revealers(
         self,
         conn: Connection,
