@@ -78,6 +78,7 @@ MAX_STREET_LENGTH = 20
 # "王先生") and, where the parties' names are known, any two consecutive characters
 # of a name (Han) or any Latin name part of two letters or more.
 _PERSON_RE = re.compile(r"收件|收货|转交|代收|交给|先生|女士|小姐|^[\u3400-\u9fff·]{2,4}[收转]")
+_PERSON_RE_CHARS = frozenset("收转代交先女小")  # a match of _PERSON_RE holds one of these
 _LATIN_PART_RE = re.compile(r"[A-Za-z]{2,}")
 
 
@@ -603,17 +604,19 @@ def street_part(detail: str, names: tuple[str, ...] = ()) -> str:
 
 
 def _names_a_person(street: str, names: tuple[str, ...]) -> bool:
-    if _PERSON_RE.search(street) is not None:
+    # Two addresses a row at import: the cheap tests first.
+    if not _PERSON_RE_CHARS.isdisjoint(street) and _PERSON_RE.search(street) is not None:
         return True
-    folded = street.casefold()
     for name in names:
         if name.isascii():
+            folded = street.casefold()
             if any(p.casefold() in folded for p in _LATIN_PART_RE.findall(name)):
                 return True
             continue
-        han = name.replace("·", "").replace(" ", "")
-        if any(han[i : i + 2] in street for i in range(len(han) - 1)):
-            return True
+        han = name.replace(" ", "") if " " in name else name
+        for i in range(len(han) - 1):  # a pair with "·" matches no street: no harm
+            if han[i : i + 2] in street:
+                return True
     return False
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from waybillguard.adapters.db.engine import SQLITE_PRAGMAS
-from waybillguard.adapters.db.waybill_store import with_bytearray_blobs
 from waybillguard.config import DATABASE_FILE, Settings
 from waybillguard.services.app import initialise, open_app
 from waybillguard.services.importer import Sealer, import_file
@@ -97,10 +96,7 @@ def _stage_costs(source: Path, tmp: Path, sample: int = 10_000) -> dict[str, flo
     numbers = sealer.vault.issue_tracking_numbers("WG", list(range(n)))
     number = time.perf_counter() - started
     started = time.perf_counter()
-    # As the import's workers hand them to the writer (see with_bytearray_blobs).
-    sealed = [
-        with_bytearray_blobs(sealer.row_for(o, t)) for o, t in zip(orders, numbers, strict=True)
-    ]
+    sealed = [sealer.row_for(o, t) for o, t in zip(orders, numbers, strict=True)]
     seal = time.perf_counter() - started
     with open_app(settings) as app:
         started = time.perf_counter()

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from waybillguard.adapters.db.waybill_store import with_bytearray_blobs
 from waybillguard.domain.errors import FieldError
 from waybillguard.domain.waybill import Order
 from waybillguard.services.activity import Actor, emit_in
@@ -154,9 +153,7 @@ def create(
             raise IntakeRejected(_duplicates(keys, existing), conflict=True)
         counters = store.reserve_counters(conn, prefix, len(orders))
     numbers = sealer.vault.issue_tracking_numbers(prefix, list(counters))
-    sealed = [
-        with_bytearray_blobs(sealer.row_for(o, n)) for o, n in zip(orders, numbers, strict=True)
-    ]
+    sealed = [sealer.row_for(o, n) for o, n in zip(orders, numbers, strict=True)]
     with store.write() as conn:
         existing = store.existing_orders(conn, keys)  # stored meanwhile by another request
         if existing:

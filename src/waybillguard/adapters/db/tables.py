@@ -94,13 +94,6 @@ INSERT_COLUMNS = (
     "updated_at",
 )
 UID_POS, KEK_POS, WRAP_POS = 0, 8, 9
-# Positions of the binary values (uid, wrapped key, ciphertexts, blind indexes).
-BLOB_POSITIONS = (
-    UID_POS,
-    WRAP_POS,
-    *(INSERT_COLUMNS.index(c) for c in CT_COLUMNS.values()),
-    *(INSERT_COLUMNS.index(c) for c in BLIND_INDEX_COLUMNS),
-)
 
 waybill_events = Table(
     "waybill_events",

@@ -30,7 +30,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from waybillguard.adapters.db.engine import TurnTakingWriter, is_sqlite
 from waybillguard.adapters.db.tables import (
     BLIND_INDEX_COLUMNS,
-    BLOB_POSITIONS,
     CT_COLUMNS,
     INSERT_COLUMNS,
     MASK_COLUMNS,
@@ -52,21 +51,6 @@ def utcnow() -> datetime:
 # A sealed waybill ready to insert: values in INSERT_COLUMNS order, without the
 # trailing status and timestamps (the store adds those).
 NewWaybillRow = tuple[Any, ...]
-
-
-def with_bytearray_blobs(row: NewWaybillRow) -> NewWaybillRow:
-    """The same row with its binary values as `bytearray`.
-
-    CPython 3.11's sqlite3 binds `bytearray` directly but sends every `bytes` value
-    through its adapter lookup, which fails by formatting an AttributeError: ~0.6 µs
-    a value, ~7 µs a waybill (12 binary values) in the import's single writer. Both
-    are stored as the same BLOB; psycopg sends both as bytea. Done by the import's
-    workers, in parallel, so the writer only binds.
-    """
-    values = list(row)
-    for i in BLOB_POSITIONS:
-        values[i] = bytearray(values[i])
-    return tuple(values)
 
 
 @dataclass(frozen=True, slots=True)
