@@ -14,6 +14,10 @@ DEMO_ROWS = 5000
 DEMO_SEED = 7
 
 
+# The synthetic orders the demo imports, kept in its home (synthetic data only).
+SOURCE_NAME = "demo-waybills.jsonl"
+
+
 def _alter(number: str) -> str:
     last = number[-1]
     return number[:-1] + ("0" if last != "0" else "1")
@@ -33,7 +37,7 @@ def run(
         f"home 主目录: {report.home}  (SQLite + keyring, keys "
         f"{'created' if report.created_keyring else 'kept'})"
     )
-    source = settings.home / "demo-waybills.jsonl"
+    source = settings.home / SOURCE_NAME
     write_synth(source, rows, DEMO_SEED)
     with open_app(settings) as app:
         imported = import_file(app, source, errors_path=settings.home / "demo-errors.csv")
@@ -81,8 +85,12 @@ def run(
 def _network(settings: Settings, out: Console) -> None:
     from waybillguard.services import demo_network
 
+    home = settings.home
     with open_app(settings) as app:
-        logins = demo_network.build(app, settings.home / "demo-logins.json")
+        logins = demo_network.build(app, home / "demo-logins.json")
+        demo_tickets = demo_network.open_demo_tickets(
+            app, home / SOURCE_NAME, home / "demo-tickets.json"
+        )
     out.print(
         f"6. demo network 演示网络: units HQ → EAST → S1, S2 (franchise); password for every "
         f"user: {demo_network.DEMO_PASSWORD}"
@@ -98,6 +106,7 @@ def _network(settings: Settings, out: Console) -> None:
         "   TOTP codes: `oathtool --totp -b SECRET` or any authenticator app (RFC 6238, 30 s)"
     )
     out.print(
-        "   客服 cs1: search by the customer's phone, then reveal under a new ticket id — "
-        "that phone must be the party's (verified ticket)"
+        "   客服 cs1: reveal the recipient's fields under a ticket opened (and verified) with "
+        "the caller's phone: "
+        + ", ".join(f"{ticket} → {number}" for ticket, number in demo_tickets.items())
     )

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from waybillguard.domain.fields import PII_FIELDS
 from waybillguard.domain.identity import Role
-from waybillguard.services import deliveries, identities, virtual_numbers, waybills
+from waybillguard.services import deliveries, identities, tickets, virtual_numbers, waybills
 from waybillguard.services.activity import Actor
 from waybillguard.services.app import App
 
 OPERATOR = Actor(name="demo", role="operator", client="demo")
 DEMO_PASSWORD = "waybillguard-demo-2026"  # noqa: S105 - a published demo credential
 STATES = {"picked_up": 400, "in_transit": 300, "out_for_delivery": 200, "delivered": 100}
+DEMO_TICKETS = 3
 USERS = (
     ("courier1", Role.COURIER, "S1"),
     ("clerk1", Role.STATION_CLERK, "S1"),
@@ -36,6 +37,33 @@ class DemoLogin:
     unit: str
     totp_secret: str | None
     device: str | None
+
+
+def open_demo_tickets(app: App, source: Path, tickets_file: Path) -> dict[str, str]:
+    """Customer-service tickets for the demo's cs1 to reveal under: opened as a ticketing
+    system would, with the phone each customer called from (read from the demo's own
+    synthetic source file), so they are verified. Ticket id -> tracking number; created
+    once, read back from `tickets_file` later."""
+    if tickets_file.exists():
+        opened: dict[str, str] = json.loads(tickets_file.read_text("utf-8"))
+        return opened
+    by_order = {(w["merchant"], w["order_ref"]): w for w in waybills.list_waybills(app, 50)}
+    opened = {}
+    with source.open(encoding="utf-8") as rows:
+        for line in rows:
+            row = json.loads(line)
+            found = by_order.get((row["merchant"], row["order_ref"]))
+            if found is None:
+                continue
+            ticket = f"DEMO-{len(opened) + 1}"
+            number = str(found["tracking_number"])
+            phone = row["recipient"]["phone"]
+            tickets.open_ticket(app, OPERATOR, ticket, number, "recipient", phone)
+            opened[ticket] = number
+            if len(opened) == DEMO_TICKETS:
+                break
+    tickets_file.write_text(json.dumps(opened, indent=1), "utf-8")
+    return opened
 
 
 def build(app: App, credentials_file: Path) -> list[DemoLogin]:
