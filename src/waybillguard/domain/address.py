@@ -74,7 +74,7 @@ _CUT_RE = re.compile(
 )
 _STREET_MARKERS = ("大道", "路", "街", "道", "巷", "弄", "胡同", "里", "村", "镇", "乡")
 MAX_STREET_LENGTH = 20
-# A street that names a person is not shown: hand-over words ("交张三", "李四收",
+# A street that names a person is not shown: hand-over words ("转交", "李四收",
 # "王先生") and, where the parties' names are known, any two consecutive characters
 # of a name (Han) or any Latin name part of two letters or more.
 _PERSON_RE = re.compile(r"收件|收货|转交|代收|交给|先生|女士|小姐|^[\u3400-\u9fff·]{2,4}[收转]")
